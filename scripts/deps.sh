@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages rvec builds and tests with (only those missing), non-interactively.
+set -euo pipefail
+PACKAGES=(cmake g++ make pkg-config python3 libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev libgtest-dev libgmock-dev
+  libbenchmark-dev bubblewrap clang-format)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "rvec: installing ${missing[*]}" >&2
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

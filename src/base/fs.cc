@@ -1,0 +1,143 @@
+// File helpers implementation.
+#include "base/fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace rvec {
+
+namespace fs = std::filesystem;
+
+StatusOr<std::string> ReadFileToString(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("{}: cannot open: {}", path.string(), std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return IoError("{}: read failed", path.string());
+  return ss.str();
+}
+
+namespace {
+fs::path TempSibling(const fs::path& final_path) {
+  std::random_device rd;
+  const fs::path parent = final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
+  return parent / fmt::format(".{}.rvec-tmp-{}-{:08x}", final_path.filename().string(),
+                              static_cast<long>(getpid()), rd());
+}
+}  // namespace
+
+Status WriteFileAtomic(const fs::path& path, const std::string& contents) {
+  const fs::path tmp = TempSibling(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError("{}: cannot create: {}", tmp.string(), std::strerror(errno));
+  size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return IoError("{}: write failed: {}", path.string(), std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return IoError("{}: flush failed: {}", path.string(), std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("{}: rename failed: {}", path.string(), std::strerror(err));
+  }
+  return OkStatus();
+}
+
+StatusOr<PendingOutput> PendingOutput::Create(const fs::path& final_path, bool force,
+                                              bool is_directory) {
+  std::error_code ec;
+  if (fs::exists(final_path, ec) && !force) {
+    return AlreadyExists("{}: output already exists (pass --force to replace it)",
+                         final_path.string());
+  }
+  const fs::path parent =
+      final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    fs::create_directories(parent, ec);
+    if (ec) return IoError("{}: cannot create directory: {}", parent.string(), ec.message());
+  }
+  PendingOutput out;
+  out.final_path_ = final_path;
+  out.temp_path_ = TempSibling(final_path);
+  out.force_ = force;
+  if (is_directory) {
+    fs::create_directory(out.temp_path_, ec);
+    if (ec) return IoError("{}: cannot create: {}", out.temp_path_.string(), ec.message());
+  }
+  out.committed_ = false;
+  return out;
+}
+
+PendingOutput::PendingOutput(PendingOutput&& other) noexcept { *this = std::move(other); }
+
+PendingOutput& PendingOutput::operator=(PendingOutput&& other) noexcept {
+  if (this != &other) {
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(temp_path_, ec);
+    }
+    final_path_ = std::move(other.final_path_);
+    temp_path_ = std::move(other.temp_path_);
+    force_ = other.force_;
+    committed_ = other.committed_;
+    other.committed_ = true;
+  }
+  return *this;
+}
+
+PendingOutput::~PendingOutput() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(temp_path_, ec);
+  }
+}
+
+Status PendingOutput::Commit() {
+  if (committed_) return Internal("{}: output committed twice", final_path_.string());
+  std::error_code ec;
+  fs::path old_backup;
+  if (fs::exists(final_path_, ec)) {
+    if (!force_) {
+      return AlreadyExists("{}: output already exists (pass --force to replace it)",
+                           final_path_.string());
+    }
+    // Move the old output aside first so that a crash between the two renames loses nothing.
+    old_backup = temp_path_;
+    old_backup += ".old";
+    fs::rename(final_path_, old_backup, ec);
+    if (ec) return IoError("{}: cannot replace: {}", final_path_.string(), ec.message());
+  }
+  fs::rename(temp_path_, final_path_, ec);
+  if (ec) {
+    if (!old_backup.empty()) fs::rename(old_backup, final_path_, ec);
+    return IoError("{}: cannot rename into place: {}", final_path_.string(), ec.message());
+  }
+  committed_ = true;
+  if (!old_backup.empty()) fs::remove_all(old_backup, ec);
+  return OkStatus();
+}
+
+fs::path TestDataDir(const std::string& fallback) {
+  if (const char* env = std::getenv("RVEC_TEST_DATA"); env && *env) return fs::path(env);
+  return fs::path(fallback);
+}
+
+}  // namespace rvec

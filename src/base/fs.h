@@ -1,0 +1,45 @@
+// File helpers: whole-file reads, and outputs that appear only when complete (temp sibling + rename).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "base/status.h"
+
+namespace rvec {
+
+StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+// Writes `contents` to a temporary sibling, fsyncs, and renames over `path`.
+Status WriteFileAtomic(const std::filesystem::path& path, const std::string& contents);
+
+// An output (file or directory) built under a hidden temporary sibling and renamed into place
+// by Commit(). If the object is destroyed without Commit(), the temporary is removed, so a failed
+// or interrupted run never leaves a half-written output that looks valid.
+class PendingOutput {
+ public:
+  // Fails if `final_path` exists and `force` is false. `is_directory` creates the temp directory.
+  static StatusOr<PendingOutput> Create(const std::filesystem::path& final_path, bool force,
+                                        bool is_directory);
+  PendingOutput(PendingOutput&& other) noexcept;
+  PendingOutput& operator=(PendingOutput&& other) noexcept;
+  ~PendingOutput();
+
+  const std::filesystem::path& temp_path() const { return temp_path_; }
+  const std::filesystem::path& final_path() const { return final_path_; }
+
+  // Renames the temporary into place (replacing an existing output only when force was given).
+  Status Commit();
+
+ private:
+  PendingOutput() = default;
+  std::filesystem::path final_path_;
+  std::filesystem::path temp_path_;
+  bool force_ = false;
+  bool committed_ = true;
+};
+
+// RVEC test data root: env RVEC_TEST_DATA, else `fallback`.
+std::filesystem::path TestDataDir(const std::string& fallback);
+
+}  // namespace rvec
