@@ -1,0 +1,104 @@
+// Model backends for evaluation: batched generation and log-likelihood requests, answered by the
+// rvec engine (local), an OpenAI-compatible server (openai) or saved responses (replay).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/progress.h"
+#include "base/status.h"
+#include "eval/task.h"
+
+namespace rvec {
+class Engine;
+class Tokenizer;
+}  // namespace rvec
+
+namespace rvec::eval {
+
+// Where a request comes from: replay looks responses up by (task, doc_id, index).
+struct RequestKey {
+  std::string task;
+  size_t doc_id = 0;
+  size_t index = 0;  // choice index for log-likelihood requests, 0 for generation
+};
+
+struct GenerationRequest {
+  RequestKey key;
+  std::string prompt;
+  GenerationKwargs kwargs;  // until, max_gen_toks, temperature (0 = greedy)
+};
+
+struct GenerationResult {
+  std::string text;           // cut before the first stop string
+  std::string finish_reason;  // "stop", "length" or "" when unknown (replay)
+};
+
+struct LoglikelihoodRequest {
+  RequestKey key;
+  std::string context;
+  std::string continuation;
+};
+
+struct LoglikelihoodResult {
+  double logprob = 0.0;    // sum of log-probabilities of the continuation tokens
+  bool is_greedy = false;  // every continuation token is the argmax
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "local", "openai", "replay".
+  virtual std::string Kind() const = 0;
+  // Provenance recorded in results.json (endpoint, served model, engine description...).
+  virtual nlohmann::json Config() const = 0;
+
+  // Results in request order. All requests of a task arrive together so that a backend can batch
+  // them; `progress` (may be null) advances once per finished request.
+  virtual StatusOr<std::vector<GenerationResult>> Generate(
+      const std::vector<GenerationRequest>& requests, Progress* progress) = 0;
+  virtual StatusOr<std::vector<LoglikelihoodResult>> LogLikelihood(
+      const std::vector<LoglikelihoodRequest>& requests, Progress* progress) = 0;
+};
+
+// ---- replay ------------------------------------------------------------------------------------
+// Reads saved responses: JSON Lines whose objects carry "task", "doc_id" and either
+//   "output" (generation), or "loglikelihoods": [..] (+ optional "is_greedy": [..]) per doc, or
+//   "index" + "loglikelihood" per choice.
+// rvec's own samples_<task>.jsonl files (field "raw_output" / "loglikelihoods") are accepted, so a
+// finished run can be re-scored. A request with no saved response is an error naming it.
+StatusOr<std::unique_ptr<Backend>> MakeReplayBackend(const std::filesystem::path& responses);
+
+// ---- OpenAI-compatible completions API ----------------------------------------------------------
+struct OpenAiOptions {
+  std::string endpoint;      // "http://127.0.0.1:8000/v1" (the /completions path is appended)
+  std::string served_model;  // "model" field of each request
+  std::string api_key;       // sent as "Authorization: Bearer ..." when non-empty
+  size_t concurrency = 4;    // requests in flight
+  size_t batch_size = 1;     // prompts per request
+  double timeout_s = 300.0;
+  int max_retries = 3;  // attempts per request (lm-eval: 3), exponential backoff 1..10 s
+  double backoff_initial_s = 1.0;
+  double backoff_max_s = 10.0;
+  uint64_t seed = 1234;
+  // When set, log-likelihood requests are tokenized locally (lm-eval _encode_pair) and sent as
+  // token ids, and the continuation slice is taken by token count. Without it the text is sent and
+  // the split is found from the echoed text offsets.
+  const Tokenizer* tokenizer = nullptr;
+  bool add_bos = false;  // local-completions default: no BOS
+};
+StatusOr<std::unique_ptr<Backend>> MakeOpenAiBackend(const OpenAiOptions& options);
+
+// ---- local rvec engine
+// --------------------------------------------------------------------------- Each call's requests
+// go into one Engine::GenerateBatch / Engine::LogLikelihood (the evaluation runner hands over a
+// task's requests in resumable chunks). The engine is borrowed.
+StatusOr<std::unique_ptr<Backend>> MakeLocalBackend(Engine* engine);
+
+}  // namespace rvec::eval
