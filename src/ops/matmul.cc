@@ -1,0 +1,243 @@
+// MatMul kernels: Highway f32-FMA tiles for f32/bf16/f16 weights (compiled for every x86 target),
+// the row partitioning over the thread pool, and the scalar f64 reference.
+#include "ops/matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/matmul_bf16.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/matmul.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rvec {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadWidened(DF df, const float* p) {
+  return hn::LoadU(df, p);
+}
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadWidened(DF df, const hwy::bfloat16_t* p) {
+  const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+  return hn::PromoteTo(df, hn::LoadU(dbf, p));
+}
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadWidened(DF df, const hwy::float16_t* p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(df, hn::LoadU(dh, p));
+}
+
+HWY_INLINE float ScalarWeight(const float* p) { return *p; }
+HWY_INLINE float ScalarWeight(const hwy::bfloat16_t* p) {
+  return BF16ToF32(reinterpret_cast<const uint16_t*>(p)[0]);
+}
+HWY_INLINE float ScalarWeight(const hwy::float16_t* p) {
+  return F16ToF32(reinterpret_cast<const uint16_t*>(p)[0]);
+}
+
+// A kT x kR block of outputs: kT tokens times kR weight rows, one accumulator vector each. The
+// accumulation order of one output element does not depend on kT/kR, so any tiling (and batch
+// size) gives bit-identical results.
+template <size_t kT, size_t kR, class WT>
+HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY_RESTRICT w,
+                     size_t cols, const float* HWY_RESTRICT bias, float* HWY_RESTRICT out,
+                     size_t out_stride) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const size_t N = hn::Lanes(df);
+  V acc[kT][kR];
+  for (size_t t = 0; t < kT; ++t) {
+    for (size_t r = 0; r < kR; ++r) acc[t][r] = hn::Zero(df);
+  }
+  const size_t kv = cols - cols % N;
+  for (size_t k = 0; k < kv; k += N) {
+    V wv[kR];
+    for (size_t r = 0; r < kR; ++r) wv[r] = LoadWidened(df, w + r * cols + k);
+    for (size_t t = 0; t < kT; ++t) {
+      const V xv = hn::LoadU(df, x + t * x_stride + k);
+      for (size_t r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+    }
+  }
+  for (size_t t = 0; t < kT; ++t) {
+    for (size_t r = 0; r < kR; ++r) {
+      float s = hn::GetLane(hn::SumOfLanes(df, acc[t][r]));
+      for (size_t k = kv; k < cols; ++k) s += x[t * x_stride + k] * ScalarWeight(w + r * cols + k);
+      out[t * out_stride + r] = bias ? s + bias[r] : s;
+    }
+  }
+}
+
+template <size_t kR, class WT>
+HWY_INLINE void TokenTail(size_t count, const float* x, size_t x_stride, const WT* w, size_t cols,
+                          const float* bias, float* out, size_t out_stride) {
+  switch (count) {
+    case 1:
+      Tile<1, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      break;
+    case 2:
+      Tile<2, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      break;
+    case 3:
+      Tile<3, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      break;
+    default:
+      break;
+  }
+}
+
+template <class WT>
+void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, size_t r0,
+           size_t r1, const float* bias, float* out, size_t out_stride) {
+  constexpr size_t kT = 4;
+  constexpr size_t kR = 4;
+  // Tokens per block: the block's activations stay in L2 while the chunk's rows stream past.
+  const size_t block =
+      std::clamp<size_t>((192u << 10) / (cols * sizeof(float) + 1) / kT * kT, kT, 64);
+  for (size_t tb = 0; tb < n; tb += block) {
+    const size_t te = std::min(n, tb + block);
+    size_t r = r0;
+    for (; r + kR <= r1; r += kR) {
+      const WT* wr = w + r * cols;
+      const float* br = bias ? bias + r : nullptr;
+      size_t t = tb;
+      for (; t + kT <= te; t += kT) {
+        Tile<kT, kR>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
+                     out_stride);
+      }
+      TokenTail<kR>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
+                    out_stride);
+    }
+    for (; r < r1; ++r) {
+      const WT* wr = w + r * cols;
+      const float* br = bias ? bias + r : nullptr;
+      size_t t = tb;
+      for (; t + kT <= te; t += kT) {
+        Tile<kT, 1>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r, out_stride);
+      }
+      TokenTail<1>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
+                   out_stride);
+    }
+  }
+}
+
+void MatMulRows(const float* x, size_t n, size_t x_stride, DType dtype, const void* w, size_t cols,
+                size_t r0, size_t r1, const float* bias, float* out, size_t out_stride) {
+  switch (dtype) {
+    case DType::kBF16:
+      RowsT(x, n, x_stride, static_cast<const hwy::bfloat16_t*>(w), cols, r0, r1, bias, out,
+            out_stride);
+      break;
+    case DType::kF16:
+      RowsT(x, n, x_stride, static_cast<const hwy::float16_t*>(w), cols, r0, r1, bias, out,
+            out_stride);
+      break;
+    default:
+      RowsT(x, n, x_stride, static_cast<const float*>(w), cols, r0, r1, bias, out, out_stride);
+      break;
+  }
+}
+
+int64_t DispatchedTarget() { return HWY_TARGET; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace rvec
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace rvec {
+
+HWY_EXPORT(MatMulRows);
+HWY_EXPORT(DispatchedTarget);
+
+namespace {
+
+struct RowTask {
+  size_t job;
+  size_t r0;
+  size_t r1;
+};
+
+// Rows are cut into chunks of a multiple of 4; which chunk runs where never changes a result,
+// because each output element is computed the same way in any chunk.
+void AppendTasks(size_t job, size_t rows, size_t workers, std::vector<RowTask>* tasks) {
+  const size_t target_tasks = std::max<size_t>(1, workers * 4);
+  size_t chunk = (rows + target_tasks - 1) / target_tasks;
+  chunk = std::max<size_t>(16, (chunk + 3) / 4 * 4);
+  for (size_t r = 0; r < rows; r += chunk) tasks->push_back({job, r, std::min(rows, r + chunk)});
+}
+
+bool UseBF16Dot(const WeightMatrix& w, MatMulPrecision precision) {
+  return precision == MatMulPrecision::kBF16Activations && w.dtype == DType::kBF16 &&
+         HasBF16DotProduct();
+}
+
+}  // namespace
+
+void MatMulMulti(const float* x, size_t n, size_t x_stride, const MatMulJob* jobs, size_t num_jobs,
+                 ThreadPool* pool, MatMulPrecision precision) {
+  if (n == 0 || num_jobs == 0) return;
+  const size_t workers = pool ? pool->NumWorkers() : 1;
+  std::vector<RowTask> tasks;
+  // Activations rounded to bf16 once per distinct width, shared by the jobs that need them.
+  std::vector<uint16_t> xb;
+  size_t xb_cols = 0;
+  for (size_t j = 0; j < num_jobs; ++j) {
+    AppendTasks(j, jobs[j].w.rows, workers, &tasks);
+    if (UseBF16Dot(jobs[j].w, precision) && xb.empty()) {
+      xb_cols = jobs[j].w.cols;
+      xb.resize(n * xb_cols);
+      RoundRowsToBF16(x, n, x_stride, xb_cols, xb.data());
+    }
+  }
+  auto run = [&](size_t task, size_t) {
+    const RowTask& rt = tasks[task];
+    const MatMulJob& job = jobs[rt.job];
+    if (UseBF16Dot(job.w, precision) && job.w.cols == xb_cols) {
+      MatMulRowsBF16Dot(xb.data(), n, xb_cols, static_cast<const uint16_t*>(job.w.data), job.w.cols,
+                        rt.r0, rt.r1, job.bias, job.out, job.out_stride);
+    } else {
+      HWY_DYNAMIC_DISPATCH(MatMulRows)
+      (x, n, x_stride, job.w.dtype, job.w.data, job.w.cols, rt.r0, rt.r1, job.bias, job.out,
+       job.out_stride);
+    }
+  };
+  if (pool && workers > 1 && tasks.size() > 1) {
+    pool->ParallelFor(tasks.size(), run);
+  } else {
+    for (size_t t = 0; t < tasks.size(); ++t) run(t, 0);
+  }
+}
+
+void MatMul(const float* x, size_t n, size_t x_stride, const WeightMatrix& w, const float* bias,
+            float* out, size_t out_stride, ThreadPool* pool, MatMulPrecision precision) {
+  const MatMulJob job{w, bias, out, out_stride};
+  MatMulMulti(x, n, x_stride, &job, 1, pool, precision);
+}
+
+void MatMulReference(const float* x, size_t n, size_t x_stride, const WeightMatrix& w,
+                     const float* bias, double* out, size_t out_stride) {
+  for (size_t t = 0; t < n; ++t) {
+    for (size_t r = 0; r < w.rows; ++r) {
+      double s = bias ? bias[r] : 0.0;
+      for (size_t k = 0; k < w.cols; ++k) {
+        s += static_cast<double>(x[t * x_stride + k]) *
+             static_cast<double>(LoadAsF32(w.dtype, w.data, r * w.cols + k));
+      }
+      out[t * out_stride + r] = s;
+    }
+  }
+}
+
+std::string MatMulTargetName() {
+  std::string name = hwy::TargetName(HWY_DYNAMIC_DISPATCH(DispatchedTarget)());
+  if (HasBF16DotProduct()) name += "+AVX512_BF16";
+  return name;
+}
+
+}  // namespace rvec
+#endif  // HWY_ONCE

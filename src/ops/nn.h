@@ -1,0 +1,34 @@
+// Transformer building blocks on f32 activations (RMSNorm, RoPE, SwiGLU, softmax attention), each
+// one dynamic dispatch per call on a whole row or head.
+#pragma once
+
+#include <cstddef>
+
+namespace rvec {
+
+// out = x / sqrt(mean(x^2) + eps) * weight (Hugging Face LlamaRMSNorm / Qwen2RMSNorm in f32).
+// `out` may alias `x`.
+void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);
+
+// y += x.
+void AddInPlace(float* y, const float* x, size_t n);
+
+// out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). `out` may alias either input.
+void SiluMul(const float* gate, const float* up, size_t n, float* out);
+
+// In-place softmax (max subtracted first).
+void Softmax(float* x, size_t n);
+
+// Hugging Face rotate-half RoPE on one head of `head_dim` values:
+// x[i] <- x[i] cos[i] - x[i + h] sin[i], x[i + h] <- x[i + h] cos[i] + x[i] sin[i], h = head_dim/2.
+void ApplyRope(float* x, size_t head_dim, const float* cos, const float* sin);
+
+// Causal attention of one query head over `n_ctx` cached positions: key j at k + j * kv_stride,
+// value j at v + j * kv_stride. out[head_dim] = softmax(scale * K q) V. `scores` holds n_ctx
+// floats of scratch.
+void AttentionHead(const float* q, const float* k, const float* v, size_t kv_stride, size_t n_ctx,
+                   size_t head_dim, float scale, float* scores, float* out);
+
+float Dot(const float* a, const float* b, size_t n);
+
+}  // namespace rvec
