@@ -39,12 +39,19 @@ struct SafetensorsHeader {
 // Parses and validates a header JSON (the bytes after the 8-byte length) as
 // huggingface/safetensors `Metadata::validate` does. `data_size` is the number of bytes after the
 // header; the tensors must cover them exactly. `label` (usually the path) starts every message.
-StatusOr<SafetensorsHeader> ParseSafetensorsHeader(std::string_view header_json,
-                                                   uint64_t data_size, std::string_view label);
+StatusOr<SafetensorsHeader> ParseSafetensorsHeader(std::string_view header_json, uint64_t data_size,
+                                                   std::string_view label);
 
 // Parses a whole file image (8-byte length, header, data). Used by the file reader and fuzzers.
 StatusOr<SafetensorsHeader> ParseSafetensorsBuffer(const uint8_t* bytes, uint64_t size,
                                                    std::string_view label);
+
+// Serialises a header the way huggingface/safetensors `serialize` does: compact JSON with
+// `__metadata__` first (omitted when empty), then the tensors in the given order, padded with
+// spaces so that its length (and so the data section) is a multiple of 8. The 8-byte length
+// prefix is not included. `tensors` must already carry contiguous offsets.
+std::string SerializeSafetensorsHeader(const std::vector<TensorInfo>& tensors,
+                                       const std::map<std::string, std::string>& metadata);
 
 // A non-owning view of one tensor's bytes inside a mapping.
 struct TensorView {
