@@ -1,0 +1,518 @@
+// Engine: loads a Hugging Face model directory and schedules requests over the Transformer with
+// continuous batching (sequences at different positions step together), chunked prefill,
+// shared-prefix reuse from a KV cache bounded in bytes, stop strings / eos ids and lm-eval
+// log-likelihood scoring.
+#include "model/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "base/threading.h"
+#include "io/checkpoint.h"
+#include "model/kv_cache.h"
+#include "model/model_config.h"
+#include "model/sampler.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "ops/matmul.h"
+
+namespace rvec {
+namespace {
+
+// Shared prefixes shorter than this are recomputed rather than waited for.
+constexpr size_t kMinSharedPrefix = 16;
+constexpr size_t kMaxCachedPrefixes = 64;
+
+size_t CommonPrefix(const std::vector<int32_t>& a, size_t a_len, const std::vector<int32_t>& b,
+                    size_t b_len) {
+  const size_t n = std::min(a_len, b_len);
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// One request in flight. `tokens` grows as generation appends; positions [0, computed) have K/V.
+struct Sequence {
+  size_t index = 0;
+  std::vector<int32_t> tokens;
+  size_t prompt_len = 0;
+  size_t computed = 0;
+  size_t capacity = 0;  // KV positions to reserve
+  bool generate = false;
+  bool finished = false;
+  std::unique_ptr<SequenceKv> kv;
+  // Log-likelihood: tokens [score_begin + 1, tokens.size()) are scored by the logits of the
+  // positions before them; the last token is never fed.
+  size_t score_begin = 0;
+  double logprob = 0.0;
+  bool greedy = true;
+  // Generation.
+  size_t max_new = 0;
+  size_t generated = 0;
+  std::unique_ptr<StreamDecoder> decoder;
+  std::string text;
+  size_t emitted = 0;
+  std::string finish_reason;
+
+  // Tokens that still need a forward pass.
+  size_t FeedLimit() const { return generate ? tokens.size() : tokens.size() - 1; }
+};
+
+void ReadEosIds(const nlohmann::json& j, std::set<int32_t>* out) {
+  if (!j.is_object() || !j.contains("eos_token_id")) return;
+  const auto& v = j["eos_token_id"];
+  if (v.is_number_integer()) out->insert(v.get<int32_t>());
+  if (v.is_array()) {
+    for (const auto& e : v) {
+      if (e.is_number_integer()) out->insert(e.get<int32_t>());
+    }
+  }
+}
+
+bool IsPythonSpace(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::filesystem::path dir, EngineOptions options)
+      : dir_(std::move(dir)), opt_(options) {}
+
+  Status Init() {
+    ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir_));
+    ckpt_ = std::make_unique<Checkpoint>(std::move(ckpt));
+    if (!ckpt_->config().has_value()) {
+      return NotFound("{}: no config.json next to the weights", dir_.string());
+    }
+    const std::string label = (ckpt_->dir() / "config.json").string();
+    ASSIGN_OR_RETURN(config_, ModelConfig::FromHf(*ckpt_->config(), label));
+    ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*ckpt_, config_));
+    ASSIGN_OR_RETURN(tokenizer_, Tokenizer::FromModelDir(ckpt_->dir()));
+    std::set<int32_t> eos;
+    ReadEosIds(ckpt_->config()->raw, &eos);
+    const auto gen_path = ckpt_->dir() / "generation_config.json";
+    if (std::filesystem::exists(gen_path)) {
+      std::ifstream in(gen_path);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) return DataLoss("{}: not valid JSON", gen_path.string());
+      ReadEosIds(j, &eos);
+    }
+    if (!tokenizer_.eos_token().empty()) {
+      if (auto id = tokenizer_.TokenToId(tokenizer_.eos_token())) eos.insert(*id);
+    }
+    eos_ids_.assign(eos.begin(), eos.end());
+    pool_ = std::make_unique<ThreadPool>(opt_.threads);
+    transformer_ = std::make_unique<Transformer>(
+        config_, weights_, pool_.get(),
+        opt_.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact);
+    kv_pool_ = std::make_unique<KvPool>(config_, opt_.kv_cache_bytes);
+    if (opt_.max_batch == 0) opt_.max_batch = 1;
+    if (opt_.prefill_chunk == 0) opt_.prefill_chunk = 1;
+    return OkStatus();
+  }
+
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+
+  std::string Describe() const override {
+    return fmt::format(
+        "{} ({}, {} layers, hidden {}, {} weights, {:.2f} GB) on {} with {} threads{}",
+        dir_.string(), config_.architecture, config_.layers, config_.hidden,
+        DTypeName(weights_.embed_tokens.dtype), ckpt_->TotalTensorBytes() / 1e9, MatMulTargetName(),
+        pool_->NumWorkers(), opt_.bf16_activations ? ", bf16 activations" : "");
+  }
+
+  std::vector<int32_t> EosTokenIds() const override { return eos_ids_; }
+
+  EngineStats Stats() const override {
+    EngineStats s = stats_;
+    s.kv_budget_bytes = kv_pool_->budget();
+    s.kv_peak_bytes = kv_pool_->peak();
+    return s;
+  }
+
+  StatusOr<std::vector<GenerateResult>> GenerateBatch(
+      const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& options,
+      const std::function<void(size_t, const std::string&)>& on_token,
+      Progress* progress) override {
+    std::vector<Sequence> seqs(prompts.size());
+    std::set<int32_t> stop_ids(eos_ids_.begin(), eos_ids_.end());
+    stop_ids.insert(options.stop_token_ids.begin(), options.stop_token_ids.end());
+    size_t max_stop = 0;
+    for (const auto& s : options.stop_strings) max_stop = std::max(max_stop, s.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      Sequence& s = seqs[i];
+      s.index = i;
+      s.generate = true;
+      s.tokens = prompts[i];
+      s.prompt_len = prompts[i].size();
+      RETURN_IF_ERROR(CheckIds(s.tokens, fmt::format("prompt {}", i)));
+      if (s.tokens.empty()) return InvalidArgument("prompt {} is empty", i);
+      if (s.prompt_len >= config_.max_positions) {
+        return InvalidArgument("prompt {} has {} tokens; the model allows {} positions", i,
+                               s.prompt_len, config_.max_positions);
+      }
+      s.max_new = std::min<size_t>(std::max(options.max_new_tokens, 0),
+                                   config_.max_positions - s.prompt_len);
+      s.capacity = s.prompt_len + s.max_new;
+      s.decoder = std::make_unique<StreamDecoder>(tokenizer_, /*skip_special_tokens=*/true);
+      if (s.max_new == 0) {
+        s.finished = true;
+        s.finish_reason = "length";
+      }
+    }
+    const SamplingParams params{options.temperature, options.top_p, options.top_k, options.seed};
+
+    auto emit = [&](Sequence& s) {
+      // Hold back a tail that could still become a stop string.
+      size_t safe = s.text.size();
+      if (!s.finished) {
+        for (const auto& stop : options.stop_strings) {
+          if (stop.empty()) continue;
+          for (size_t k = std::min(stop.size() - 1, s.text.size()); k > 0; --k) {
+            if (s.text.compare(s.text.size() - k, k, stop, 0, k) == 0) {
+              safe = std::min(safe, s.text.size() - k);
+              break;
+            }
+          }
+        }
+      }
+      if (on_token && safe > s.emitted)
+        on_token(s.index, s.text.substr(s.emitted, safe - s.emitted));
+      s.emitted = std::max(s.emitted, safe);
+    };
+    auto append_text = [&](Sequence& s, const std::string& piece) {
+      const size_t old = s.text.size();
+      s.text += piece;
+      const size_t from = old >= max_stop ? old - max_stop + 1 : 0;
+      size_t cut = std::string::npos;
+      for (const auto& stop : options.stop_strings) {
+        if (stop.empty()) continue;
+        const size_t p = s.text.find(stop, from);
+        if (p != std::string::npos) cut = std::min(cut, p);
+      }
+      if (cut != std::string::npos) {
+        s.text.resize(cut);
+        s.finished = true;
+        s.finish_reason = "stop";
+      }
+    };
+    auto on_logits = [&](Sequence& s, size_t, const float* logits) {
+      const int32_t next = SampleToken(logits, config_.vocab, params, s.index, s.generated);
+      ++s.generated;
+      if (stop_ids.count(next)) {
+        s.finished = true;
+        s.finish_reason = "stop";
+        append_text(s, s.decoder->Flush());
+      } else {
+        s.tokens.push_back(next);
+        append_text(s, s.decoder->Push(next));
+        if (!s.finished && s.generated >= s.max_new) {
+          s.finished = true;
+          s.finish_reason = "length";
+          append_text(s, s.decoder->Flush());
+        }
+      }
+      emit(s);
+      if (progress && s.finished) progress->Advance();
+    };
+    auto want = [&](const Sequence& s, size_t pos) { return pos + 1 == s.tokens.size(); };
+    RETURN_IF_ERROR(Run(seqs, want, on_logits));
+    std::vector<GenerateResult> results(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      Sequence& s = seqs[i];
+      results[i].tokens.assign(s.tokens.begin() + s.prompt_len, s.tokens.end());
+      results[i].text = std::move(s.text);
+      results[i].finish_reason = s.finish_reason.empty() ? "length" : s.finish_reason;
+    }
+    return results;
+  }
+
+  StatusOr<std::vector<LogLikelihoodResult>> LogLikelihood(
+      const std::vector<LogLikelihoodRequest>& requests, Progress* progress) override {
+    std::vector<Sequence> seqs(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      ASSIGN_OR_RETURN(auto pair, EncodePair(requests[i].context, requests[i].continuation));
+      auto& [context, continuation] = pair;
+      if (continuation.empty()) {
+        return InvalidArgument("request {}: the continuation encodes to no tokens", i);
+      }
+      std::vector<int32_t> whole = std::move(context);
+      whole.insert(whole.end(), continuation.begin(), continuation.end());
+      // lm-eval keeps the last max_length + 1 tokens and feeds all but the last.
+      const size_t max_len = config_.max_positions;
+      if (whole.size() > max_len + 1) whole.erase(whole.begin(), whole.end() - (max_len + 1));
+      if (continuation.size() >= whole.size()) {
+        return InvalidArgument("request {}: the continuation ({} tokens) leaves no context", i,
+                               continuation.size());
+      }
+      Sequence& s = seqs[i];
+      s.index = i;
+      s.tokens = std::move(whole);
+      RETURN_IF_ERROR(CheckIds(s.tokens, fmt::format("request {}", i)));
+      s.prompt_len = s.tokens.size() - 1;
+      s.capacity = s.prompt_len;
+      s.score_begin = s.tokens.size() - 1 - continuation.size();
+    }
+    auto want = [&](const Sequence& s, size_t pos) { return pos >= s.score_begin; };
+    auto on_logits = [&](Sequence& s, size_t pos, const float* logits) {
+      const int32_t target = s.tokens[pos + 1];
+      double mx = logits[0];
+      for (size_t v = 1; v < config_.vocab; ++v) mx = std::max(mx, double(logits[v]));
+      double sum = 0;
+      for (size_t v = 0; v < config_.vocab; ++v) sum += std::exp(double(logits[v]) - mx);
+      s.logprob += double(logits[target]) - mx - std::log(sum);
+      if (Argmax(logits, config_.vocab) != target) s.greedy = false;
+      if (pos + 2 == s.tokens.size() && progress) progress->Advance();
+    };
+    RETURN_IF_ERROR(Run(seqs, want, on_logits));
+    std::vector<LogLikelihoodResult> results(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) results[i] = {seqs[i].logprob, seqs[i].greedy};
+    return results;
+  }
+
+  StatusOr<std::vector<std::vector<float>>> Logits(const std::vector<int32_t>& ids,
+                                                   bool all_positions) override {
+    if (ids.empty()) return InvalidArgument("no token ids given");
+    if (ids.size() > config_.max_positions) {
+      return InvalidArgument("{} ids exceed the model's {} positions", ids.size(),
+                             config_.max_positions);
+    }
+    RETURN_IF_ERROR(CheckIds(ids, "ids"));
+    std::vector<Sequence> seqs(1);
+    Sequence& s = seqs[0];
+    s.tokens = ids;
+    s.tokens.push_back(0);  // never fed: FeedLimit() stops before it
+    s.prompt_len = ids.size();
+    s.capacity = ids.size();
+    std::vector<std::vector<float>> out;
+    auto want = [&](const Sequence&, size_t pos) { return all_positions || pos + 1 == ids.size(); };
+    auto on_logits = [&](Sequence&, size_t, const float* logits) {
+      out.emplace_back(logits, logits + config_.vocab);
+    };
+    const bool cache = opt_.prefix_cache;
+    opt_.prefix_cache = false;  // raw logits always come from a full computation
+    Status st = Run(seqs, want, on_logits);
+    opt_.prefix_cache = cache;
+    RETURN_IF_ERROR(st);
+    return out;
+  }
+
+ private:
+  Status CheckIds(const std::vector<int32_t>& ids, const std::string& what) const {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || static_cast<size_t>(ids[i]) >= config_.vocab) {
+        return InvalidArgument("{}: token id {} at index {} is outside the vocabulary (0..{})",
+                               what, ids[i], i, config_.vocab - 1);
+      }
+    }
+    return OkStatus();
+  }
+
+  // lm-eval's HFLM._encode_pair: trailing context whitespace moves to the continuation, the
+  // continuation's tokens are those of encode(context + continuation) after encode(context); an
+  // empty context becomes the prefix token (bos, else eos).
+  StatusOr<std::pair<std::vector<int32_t>, std::vector<int32_t>>> EncodePair(
+      std::string context, std::string continuation) const {
+    if (context.empty()) {
+      const std::string& prefix =
+          !tokenizer_.bos_token().empty() ? tokenizer_.bos_token() : tokenizer_.eos_token();
+      std::optional<int32_t> id;
+      if (!prefix.empty()) id = tokenizer_.TokenToId(prefix);
+      if (!id && !eos_ids_.empty()) id = eos_ids_.front();
+      if (!id) return FailedPrecondition("empty context and the model has no bos/eos token");
+      return std::make_pair(std::vector<int32_t>{*id}, tokenizer_.Encode(continuation, false));
+    }
+    size_t n_spaces = 0;
+    while (n_spaces < context.size() &&
+           IsPythonSpace(static_cast<unsigned char>(context[context.size() - 1 - n_spaces]))) {
+      ++n_spaces;
+    }
+    if (n_spaces > 0) {
+      continuation = context.substr(context.size() - n_spaces) + continuation;
+      context.resize(context.size() - n_spaces);
+    }
+    std::vector<int32_t> whole = tokenizer_.Encode(context + continuation, false);
+    std::vector<int32_t> ctx = tokenizer_.Encode(context, false);
+    const size_t n = std::min(ctx.size(), whole.size());
+    std::vector<int32_t> cont(whole.begin() + n, whole.end());
+    return std::make_pair(std::move(ctx), std::move(cont));
+  }
+
+  // Finds the longest reusable prefix for `s` among cached and active sequences and copies it.
+  void ReusePrefix(Sequence& s, const std::vector<Sequence*>& active) {
+    // At least one prompt token is always recomputed: its logits are needed.
+    const size_t limit = std::min(s.prompt_len, s.FeedLimit()) - 1;
+    if (limit == 0 || !opt_.prefix_cache) return;
+    size_t best = 0;
+    const SequenceKv* src = nullptr;
+    size_t cache_hit = SIZE_MAX;
+    for (size_t c = 0; c < cache_.size(); ++c) {
+      const size_t l = CommonPrefix(s.tokens, limit, cache_[c].tokens, cache_[c].tokens.size());
+      if (l > best) best = l, src = cache_[c].kv.get(), cache_hit = c;
+    }
+    for (const Sequence* a : active) {
+      const size_t l = CommonPrefix(s.tokens, limit, a->tokens, a->computed);
+      if (l > best) best = l, src = a->kv.get(), cache_hit = SIZE_MAX;
+    }
+    if (best == 0) return;
+    if (cache_hit != SIZE_MAX) cache_[cache_hit].stamp = ++clock_;
+    s.kv->CopyPrefix(*src, best);
+    s.computed = best;
+    stats_.tokens_reused += best;
+  }
+
+  // True when an active sequence will soon hold a clearly longer shared prefix for `s` than is
+  // available now: `s` waits a step instead of recomputing it.
+  bool ShouldWait(const Sequence& s, const std::vector<Sequence*>& active) const {
+    if (!opt_.prefix_cache) return false;
+    const size_t limit = std::min(s.prompt_len, s.FeedLimit()) - 1;
+    size_t now = 0;
+    for (const auto& c : cache_) {
+      now = std::max(now, CommonPrefix(s.tokens, limit, c.tokens, c.tokens.size()));
+    }
+    for (const Sequence* a : active) {
+      now = std::max(now, CommonPrefix(s.tokens, limit, a->tokens, a->computed));
+    }
+    for (const Sequence* a : active) {
+      const size_t later = CommonPrefix(s.tokens, limit, a->tokens, a->FeedLimit());
+      if (later >= kMinSharedPrefix && later > now + kMinSharedPrefix && a->computed < later) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void Retire(Sequence& s) {
+    if (opt_.prefix_cache && s.kv && s.computed >= kMinSharedPrefix) {
+      cache_.push_back({std::vector<int32_t>(s.tokens.begin(), s.tokens.begin() + s.computed),
+                        std::move(s.kv), ++clock_});
+      if (cache_.size() > kMaxCachedPrefixes) EvictOldest();
+    }
+    s.kv.reset();
+  }
+
+  bool EvictOldest() {
+    if (cache_.empty()) return false;
+    auto oldest = std::min_element(cache_.begin(), cache_.end(),
+                                   [](const auto& a, const auto& b) { return a.stamp < b.stamp; });
+    cache_.erase(oldest);
+    return true;
+  }
+
+  // The continuous-batching loop. Each step feeds one token per decoding sequence plus prompt
+  // chunks (prefill_chunk tokens in all) of prefilling ones; `want(s, pos)` says which positions
+  // need logits and `on_logits` consumes them (and may append tokens or finish the sequence).
+  template <class Want, class OnLogits>
+  Status Run(std::vector<Sequence>& seqs, const Want& want, const OnLogits& on_logits) {
+    std::deque<size_t> pending;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (!seqs[i].finished) pending.push_back(i);
+    }
+    std::vector<Sequence*> active;
+    std::vector<TokenInput> inputs;
+    std::vector<std::pair<Sequence*, size_t>> logit_rows;  // (sequence, position)
+    std::vector<float> logits;
+    while (!pending.empty() || !active.empty()) {
+      // Admit new sequences while the batch and the KV budget allow.
+      while (!pending.empty() && active.size() < opt_.max_batch) {
+        Sequence& s = seqs[pending.front()];
+        if (!active.empty() && ShouldWait(s, active)) break;
+        std::unique_ptr<SequenceKv> kv = kv_pool_->TryAllocate(s.capacity);
+        while (!kv && EvictOldest()) kv = kv_pool_->TryAllocate(s.capacity);
+        if (!kv) {
+          if (active.empty()) {
+            return FailedPrecondition(
+                "KV cache budget of {} cannot hold one sequence of {} positions ({} needed); "
+                "raise kv_cache_bytes",
+                HumanBytes(kv_pool_->budget()), s.capacity,
+                HumanBytes(kv_pool_->BytesFor(s.capacity)));
+          }
+          break;
+        }
+        s.kv = std::move(kv);
+        ReusePrefix(s, active);
+        active.push_back(&s);
+        pending.pop_front();
+      }
+      // Build the step: decoding sequences first (one token each), then prompt chunks.
+      inputs.clear();
+      logit_rows.clear();
+      size_t budget = opt_.prefill_chunk;
+      for (int pass = 0; pass < 2; ++pass) {
+        for (Sequence* s : active) {
+          const size_t todo = s->FeedLimit() - s->computed;
+          const bool decoding = todo == 1 && s->computed >= s->prompt_len;
+          if (todo == 0 || decoding != (pass == 0)) continue;
+          const size_t take = decoding ? 1 : std::min(todo, budget);
+          if (!decoding) budget -= take;
+          for (size_t p = s->computed; p < s->computed + take; ++p) {
+            const bool w = want(*s, p);
+            inputs.push_back({s->tokens[p], p, s->kv.get(), w});
+            if (w) logit_rows.emplace_back(s, p);
+          }
+          if (!decoding && budget == 0) break;
+        }
+      }
+      if (inputs.empty()) return Internal("engine scheduled an empty step");
+      transformer_->Forward(inputs, &logits);
+      ++stats_.forward_steps;
+      stats_.tokens_computed += inputs.size();
+      for (const TokenInput& in : inputs) {
+        for (Sequence* s : active) {
+          if (s->kv.get() == in.kv) {
+            s->computed = std::max(s->computed, in.pos + 1);
+            break;
+          }
+        }
+      }
+      for (size_t r = 0; r < logit_rows.size(); ++r) {
+        on_logits(*logit_rows[r].first, logit_rows[r].second, &logits[r * config_.vocab]);
+      }
+      // Retire finished sequences, keeping their KV for prefix reuse.
+      for (Sequence* s : active) {
+        if (!s->generate && s->computed == s->FeedLimit()) s->finished = true;
+        if (s->finished) Retire(*s);
+      }
+      std::erase_if(active, [](const Sequence* s) { return s->finished; });
+    }
+    return OkStatus();
+  }
+
+  std::filesystem::path dir_;
+  EngineOptions opt_;
+  std::unique_ptr<Checkpoint> ckpt_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  Tokenizer tokenizer_;
+  std::vector<int32_t> eos_ids_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Transformer> transformer_;
+  std::unique_ptr<KvPool> kv_pool_;
+  struct CachedPrefix {
+    std::vector<int32_t> tokens;
+    std::unique_ptr<SequenceKv> kv;
+    uint64_t stamp = 0;
+  };
+  // Declared after kv_pool_ so that it is destroyed first (entries return bytes to the pool).
+  std::vector<CachedPrefix> cache_;
+  uint64_t clock_ = 0;
+  EngineStats stats_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& model_dir,
+                                               const EngineOptions& options) {
+  auto engine = std::make_unique<EngineImpl>(model_dir, options);
+  RETURN_IF_ERROR(engine->Init());
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace rvec

@@ -1,0 +1,69 @@
+// Per-sequence key/value caches drawn from a pool with a hard byte budget, so that batching never
+// uses more KV memory than the user allowed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "base/status.h"
+#include "model/model_config.h"
+
+namespace rvec {
+
+class KvPool;
+
+// Keys and values of one sequence, f32, laid out [layer][k|v][position][kv_heads * head_dim] so
+// that one head's keys are a strided run for the attention kernel. Not thread-safe.
+class SequenceKv {
+ public:
+  ~SequenceKv();
+  SequenceKv(const SequenceKv&) = delete;
+  SequenceKv& operator=(const SequenceKv&) = delete;
+
+  size_t capacity() const { return capacity_; }  // positions
+  size_t kv_dim() const { return kv_dim_; }
+  float* K(size_t layer, size_t pos) {
+    return data_.get() + ((layer * 2) * capacity_ + pos) * kv_dim_;
+  }
+  float* V(size_t layer, size_t pos) {
+    return data_.get() + ((layer * 2 + 1) * capacity_ + pos) * kv_dim_;
+  }
+  // Copies positions [0, n) of every layer from `other` (shared-prefix reuse).
+  void CopyPrefix(const SequenceKv& other, size_t n);
+  uint64_t bytes() const { return uint64_t(layers_) * 2 * capacity_ * kv_dim_ * sizeof(float); }
+
+ private:
+  friend class KvPool;
+  SequenceKv(KvPool* pool, size_t layers, size_t capacity, size_t kv_dim);
+  KvPool* pool_;
+  size_t layers_;
+  size_t capacity_;
+  size_t kv_dim_;
+  // Uninitialised on purpose: pages become resident only as positions are written.
+  std::unique_ptr<float[]> data_;
+};
+
+// Hands out SequenceKv buffers while the total stays within the budget. Must outlive them.
+class KvPool {
+ public:
+  KvPool(const ModelConfig& config, uint64_t budget_bytes);
+
+  // nullptr when `capacity` positions do not fit in the remaining budget.
+  std::unique_ptr<SequenceKv> TryAllocate(size_t capacity);
+  uint64_t BytesFor(size_t capacity) const { return uint64_t(capacity) * bytes_per_token_; }
+  uint64_t budget() const { return budget_; }
+  uint64_t used() const { return used_; }
+  uint64_t peak() const { return peak_; }
+
+ private:
+  friend class SequenceKv;
+  size_t layers_;
+  size_t kv_dim_;
+  uint64_t bytes_per_token_;
+  uint64_t budget_;
+  uint64_t used_ = 0;
+  uint64_t peak_ = 0;
+};
+
+}  // namespace rvec
