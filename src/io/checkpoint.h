@@ -35,6 +35,7 @@ class Checkpoint {
   // NotFound error naming the checkpoint when absent.
   StatusOr<TensorView> View(std::string_view name) const;
   const TensorInfo* Info(std::string_view name) const;
+  // Index of the shard holding `name`, or SIZE_MAX when absent.
   size_t ShardOf(std::string_view name) const;
   void Release(std::string_view name) const;
 

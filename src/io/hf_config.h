@@ -1,9 +1,8 @@
 // Typed view of a Hugging Face config.json; unknown keys are kept so a copy loses nothing.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,7 +13,7 @@
 namespace rvec {
 
 struct HfConfig {
-  std::string model_type;                 // "qwen2", "llama", "qwen3"
+  std::string model_type;                  // "qwen2", "llama", "qwen3"
   std::vector<std::string> architectures;  // {"Qwen2ForCausalLM"}
   int64_t hidden_size = 0;
   int64_t num_hidden_layers = 0;
@@ -39,9 +38,15 @@ StatusOr<HfConfig> ParseHfConfig(std::string_view json_text, std::string_view la
 
 // The files next to the weights that later commands copy from the target model.
 inline constexpr std::string_view kModelSideFiles[] = {
-    "config.json",          "generation_config.json", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-    "merges.txt",           "added_tokens.json",      "chat_template.jinja",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
     "chat_template.json",
 };
 

@@ -47,7 +47,7 @@ const char* JsonTypeName(const nlohmann::json& j) {
 }
 
 StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, std::string_view label,
-                                         std::string_view what) {
+                                         std::string_view what, bool allow_duplicate_keys) {
   std::vector<std::set<std::string>> keys_stack;
   using nlohmann::json;
   // nlohmann treats a NUL byte as the end of input; JSON allows none outside (escaped) strings.
@@ -68,7 +68,7 @@ StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, std::string_view
         break;
       case json::parse_event_t::key: {
         const std::string& key = parsed.get_ref<const std::string&>();
-        if (!keys_stack.empty() && !keys_stack.back().insert(key).second) {
+        if (!allow_duplicate_keys && !keys_stack.empty() && !keys_stack.back().insert(key).second) {
           throw HeaderJsonError(
               fmt::format("duplicate key \"{}\" (the JSON object names it twice)", key));
         }

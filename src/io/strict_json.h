@@ -13,8 +13,10 @@ namespace rvec {
 // object naming the same key twice is a DataLoss error, because a checkpoint header or index that
 // lists a tensor twice is ambiguous. `label` (usually the path) starts every message and `what`
 // names the document ("header", "index").
+// `allow_duplicate_keys` keeps nlohmann's (and Python's) last-one-wins rule, for files such as
+// config.json that transformers reads with json.load.
 StatusOr<nlohmann::json> ParseStrictJson(std::string_view text, std::string_view label,
-                                         std::string_view what);
+                                         std::string_view what, bool allow_duplicate_keys = false);
 
 // "an object", "a string", ... for messages about unexpected JSON types.
 const char* JsonTypeName(const nlohmann::json& j);
