@@ -63,6 +63,8 @@ struct Sequence {
 
   // Tokens that still need a forward pass.
   size_t FeedLimit() const { return generate ? tokens.size() : tokens.size() - 1; }
+  // The first position whose logits are needed: a reused prefix must stop before it.
+  size_t FirstWanted() const { return generate ? prompt_len - 1 : score_begin; }
 };
 
 void ReadEosIds(const nlohmann::json& j, std::set<int32_t>* out) {
@@ -347,8 +349,8 @@ class EngineImpl final : public Engine {
 
   // Finds the longest reusable prefix for `s` among cached and active sequences and copies it.
   void ReusePrefix(Sequence& s, const std::vector<Sequence*>& active) {
-    // At least one prompt token is always recomputed: its logits are needed.
-    const size_t limit = std::min(s.prompt_len, s.FeedLimit()) - 1;
+    // Positions whose logits are needed are always recomputed.
+    const size_t limit = s.FirstWanted();
     if (limit == 0 || !opt_.prefix_cache) return;
     size_t best = 0;
     const SequenceKv* src = nullptr;
@@ -372,7 +374,7 @@ class EngineImpl final : public Engine {
   // available now: `s` waits a step instead of recomputing it.
   bool ShouldWait(const Sequence& s, const std::vector<Sequence*>& active) const {
     if (!opt_.prefix_cache) return false;
-    const size_t limit = std::min(s.prompt_len, s.FeedLimit()) - 1;
+    const size_t limit = s.FirstWanted();
     size_t now = 0;
     for (const auto& c : cache_) {
       now = std::max(now, CommonPrefix(s.tokens, limit, c.tokens, c.tokens.size()));
