@@ -132,6 +132,9 @@ struct TaskConfig {
   std::function<Status(const std::filesystem::path& data_dir, std::vector<Doc>* test_docs,
                        std::vector<Doc>* fewshot_docs)>
       load;
+  // Optional: completes the config from the data directory before `load` (BBH reads its task
+  // description from cot-prompts/).
+  std::function<Status(const std::filesystem::path& data_dir, TaskConfig* config)> configure;
 };
 
 // Scores of one doc: "metric,filter" -> value, and what each filter extracted.

@@ -1,0 +1,475 @@
+// lm-eval's ConfigurableTask mechanics: prompt assembly (fewshot_context / build_qa_turn), seeded
+// few-shot sampling, filters, exact_match, acc/acc_norm, and the task registry.
+#include "eval/task.h"
+
+#include <algorithm>
+#include <set>
+
+#include "base/fs.h"
+#include "eval/pyrandom.h"
+#include "eval/pyre.h"
+#include "model/chat_template.h"
+
+namespace rvec::eval {
+
+namespace {
+
+bool FirstIsSpace(const std::string& s) { return PyLStrip(s).size() != s.size(); }
+bool LastIsSpace(const std::string& s) { return PyRStrip(s).size() != s.size(); }
+
+// lm-eval api/utils.py maybe_delimit.
+std::string MaybeDelimit(const std::string& prefix, const std::string& suffix,
+                         const std::string& delimiter) {
+  if (prefix.empty()) return suffix;
+  if (suffix.empty()) return prefix;
+  if (LastIsSpace(prefix) || FirstIsSpace(suffix)) return prefix + suffix;
+  return prefix + delimiter + suffix;
+}
+
+// lm-eval requires_delimiter(q, gen_prefix): a delimiter is needed when neither side brings
+// whitespace.
+bool RequiresDelimiter(const std::string& q, const std::string& gen_prefix) {
+  return !(LastIsSpace(q) || FirstIsSpace(gen_prefix));
+}
+
+// lm-eval build_qa_turn.
+void BuildQaTurn(const std::string& q, const std::string& answer, const std::string& gen_prefix,
+                 const std::string& tgt_delim, const std::string& few_delim,
+                 std::vector<PromptTurn>* turns) {
+  const bool has_answer = !answer.empty();
+  std::string delim;
+  if ((has_answer && gen_prefix.empty()) ||
+      (!gen_prefix.empty() && RequiresDelimiter(q, gen_prefix))) {
+    delim = tgt_delim;
+  }
+  turns->push_back({"user", q, delim});
+  if (has_answer) {
+    turns->push_back({"assistant", MaybeDelimit(gen_prefix, answer, " "), few_delim});
+  } else if (!gen_prefix.empty()) {
+    turns->push_back({"assistant", gen_prefix, ""});
+  }
+}
+
+}  // namespace
+
+// ---- StructuredPrompt ---------------------------------------------------------------------------
+
+std::string StructuredPrompt::PlainText() const {
+  std::string out;
+  for (const auto& t : turns) out += t.content + t.delimiter;
+  return out;
+}
+
+nlohmann::json StructuredPrompt::Messages() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : turns) out.push_back({{"role", t.role}, {"content", t.content}});
+  return out;
+}
+
+nlohmann::json StructuredPrompt::SingleTurnMessages() const {
+  // lm-eval multiturn_to_singleturn.
+  std::vector<PromptTurn> rest = turns;
+  nlohmann::json out = nlohmann::json::array();
+  if (!rest.empty() && rest.front().role == "system") {
+    out.push_back({{"role", "system"}, {"content", rest.front().content}});
+    rest.erase(rest.begin());
+  }
+  if (rest.empty()) return out;
+  std::optional<PromptTurn> final_assistant;
+  if (rest.back().role == "assistant") {
+    final_assistant = rest.back();
+    rest.pop_back();
+  }
+  if (!rest.empty()) rest.back().delimiter.clear();
+  std::string user;
+  for (const auto& t : rest) user += t.content + t.delimiter;
+  out.push_back({{"role", "user"}, {"content", user}});
+  if (final_assistant) {
+    out.push_back({{"role", "assistant"}, {"content", final_assistant->content}});
+  }
+  return out;
+}
+
+// ---- EvalTask
+// -------------------------------------------------------------------------------------
+
+Status EvalTask::Load(const std::filesystem::path& data_dir) {
+  if (loaded_) return OkStatus();
+  if (!config_.load) return Internal("task {} has no loader", config_.name);
+  if (config_.configure) {
+    RETURN_IF_ERROR(config_.configure(data_dir, &config_).WithContext("task " + config_.name));
+  }
+  RETURN_IF_ERROR(
+      config_.load(data_dir, &test_docs_, &fewshot_docs_).WithContext("task " + config_.name));
+  if (config_.num_fewshot > 0 && fewshot_docs_.size() < static_cast<size_t>(config_.num_fewshot)) {
+    return DataLoss("task {}: {} few-shot docs, {} needed", config_.name, fewshot_docs_.size(),
+                    config_.num_fewshot);
+  }
+  loaded_ = true;
+  return OkStatus();
+}
+
+std::string EvalTask::Target(size_t doc_index) const {
+  const Doc& d = test_docs_[doc_index];
+  if (config_.output_type == OutputType::kMultipleChoice) {
+    const auto choices = config_.doc_to_choice(d);
+    const size_t gold = config_.doc_to_gold(d);
+    return gold < choices.size() ? choices[gold] : std::string();
+  }
+  return config_.doc_to_target(d);
+}
+
+StatusOr<std::vector<RenderedPrompt>> EvalTask::BuildPrompts(size_t limit,
+                                                             const PromptOptions& options) const {
+  if (!loaded_) return FailedPrecondition("task {} used before Load()", config_.name);
+  limit = std::min(limit, test_docs_.size());
+  const bool chat = options.chat_template != nullptr;
+  PyRandom rnd(static_cast<int64_t>(options.fewshot_seed));
+  const auto& shot_text =
+      config_.fewshot_doc_to_text ? config_.fewshot_doc_to_text : config_.doc_to_text;
+  const auto& shot_target =
+      config_.fewshot_doc_to_target ? config_.fewshot_doc_to_target : config_.doc_to_target;
+  const std::string shot_delim = config_.fewshot_target_delimiter == "\x01"
+                                     ? config_.target_delimiter
+                                     : config_.fewshot_target_delimiter;
+  const std::string system_prompt = MaybeDelimit(options.system_instruction.value_or(""),
+                                                 config_.description, config_.fewshot_delimiter);
+  std::vector<RenderedPrompt> out(limit);
+  for (size_t i = 0; i < limit; ++i) {
+    const Doc& doc = test_docs_[i];
+    RenderedPrompt& rp = out[i];
+    auto& turns = rp.structured.turns;
+    if (!system_prompt.empty()) turns.push_back({"system", system_prompt, ""});
+    const size_t n = static_cast<size_t>(std::max(0, config_.num_fewshot));
+    if (n > 0) {
+      std::vector<size_t> chosen;
+      if (config_.sampler == TaskConfig::Sampler::kFirstN) {
+        for (size_t k = 0; k < n; ++k) chosen.push_back(k);
+      } else if (config_.fewshot_from_test_split) {
+        // ContextSampler.sample with eval_doc: n+1 drawn, docs equal to the test doc removed.
+        for (size_t j : rnd.Sample(fewshot_docs_.size(), n + 1)) {
+          if (fewshot_docs_[j] != doc && chosen.size() < n) chosen.push_back(j);
+        }
+      } else {
+        chosen = rnd.Sample(fewshot_docs_.size(), n);
+      }
+      for (size_t j : chosen) {
+        const Doc& shot = fewshot_docs_[j];
+        BuildQaTurn(shot_text(shot), shot_target(shot), config_.gen_prefix, shot_delim,
+                    config_.fewshot_delimiter, &turns);
+      }
+      rp.fewshot_indices = std::move(chosen);
+    }
+    BuildQaTurn(config_.doc_to_text(doc), "", config_.gen_prefix, config_.target_delimiter, "",
+                &turns);
+    if (chat) {
+      ChatTemplateInputs in;
+      in.messages = options.fewshot_as_multiturn ? rp.structured.Messages()
+                                                 : rp.structured.SingleTurnMessages();
+      const bool prefix = rp.structured.ends_with_assistant_prefix();
+      in.add_generation_prompt = !prefix;
+      auto rendered = options.chat_template->Render(in);
+      if (!rendered.ok()) {
+        return rendered.status().WithContext(
+            fmt::format("task {} doc {}: chat template", config_.name, i));
+      }
+      rp.context = std::move(rendered).value();
+      if (prefix) {
+        // transformers continue_final_message: cut right after the final message's content.
+        const std::string final_content = PyStrip(turns.back().content);
+        const size_t at = rp.context.rfind(final_content);
+        if (at == std::string::npos) {
+          return FailedPrecondition(
+              "task {} doc {}: the chat template dropped the assistant prefix", config_.name, i);
+        }
+        rp.context.resize(at + final_content.size());
+      }
+    } else {
+      rp.context = rp.structured.PlainText();
+    }
+    if (config_.output_type == OutputType::kMultipleChoice) {
+      // Under a chat template lm-eval drops the target delimiter (unless a gen_prefix is used).
+      const std::string delim =
+          (chat && config_.gen_prefix.empty()) ? "" : config_.target_delimiter;
+      for (const auto& c : config_.doc_to_choice(doc)) rp.continuations.push_back(delim + c);
+    }
+  }
+  return out;
+}
+
+StatusOr<DocScore> EvalTask::Score(size_t doc_index, const DocResponse& response) const {
+  const Doc& doc = test_docs_[doc_index];
+  DocScore score;
+  if (config_.output_type == OutputType::kMultipleChoice) {
+    const auto choices = config_.doc_to_choice(doc);
+    const size_t gold = config_.doc_to_gold(doc);
+    if (response.loglikelihoods.size() != choices.size()) {
+      return Internal("task {} doc {}: {} log-likelihoods for {} choices", config_.name, doc_index,
+                      response.loglikelihoods.size(), choices.size());
+    }
+    // np.argmax: the first maximum wins ties.
+    size_t best = 0, best_norm = 0;
+    std::vector<double> norm(choices.size());
+    for (size_t c = 0; c < choices.size(); ++c) {
+      norm[c] = response.loglikelihoods[c] / static_cast<double>(PyLen(choices[c]));
+      if (response.loglikelihoods[c] > response.loglikelihoods[best]) best = c;
+      if (norm[c] > norm[best_norm]) best_norm = c;
+    }
+    score.metrics["acc,none"] = best == gold ? 1.0 : 0.0;
+    score.metrics["acc_norm,none"] = best_norm == gold ? 1.0 : 0.0;
+    score.target = gold < choices.size() ? choices[gold] : "";
+    score.filtered["none"] = choices[best];
+    score.extra = {{"gold", gold},
+                   {"pred", best},
+                   {"pred_norm", best_norm},
+                   {"loglikelihoods", response.loglikelihoods}};
+    if (!response.is_greedy.empty()) score.extra["is_greedy"] = response.is_greedy;
+    return score;
+  }
+  score.target = config_.doc_to_target(doc);
+  for (const auto& filter : config_.filters) {
+    std::string answer = filter.apply(response.generation, doc);
+    for (const auto& metric : config_.metrics) {
+      ASSIGN_OR_RETURN(double v, metric.score(answer, score.target, doc));
+      score.metrics[metric.name + "," + filter.name] = v;
+    }
+    score.filtered[filter.name] = std::move(answer);
+  }
+  return score;
+}
+
+std::vector<std::string> EvalTask::MetricKeys() const {
+  std::vector<std::string> keys;
+  if (config_.output_type == OutputType::kMultipleChoice) return {"acc,none", "acc_norm,none"};
+  for (const auto& metric : config_.metrics) {
+    for (const auto& filter : config_.filters) keys.push_back(metric.name + "," + filter.name);
+  }
+  return keys;
+}
+
+bool EvalTask::HigherIsBetter(const std::string& metric) const {
+  for (const auto& m : config_.metrics) {
+    if (m.name == metric) return m.higher_is_better;
+  }
+  return true;
+}
+
+// ---- filters and metrics ------------------------------------------------------------------------
+
+StatusOr<double> ExactMatch(const std::string& prediction, const std::string& reference,
+                            const ExactMatchOptions& options) {
+  std::string p = prediction, r = reference;
+  for (const auto& pattern : options.regexes_to_ignore) {
+    ASSIGN_OR_RETURN(PyRegex re, PyRegex::Compile(pattern));
+    ASSIGN_OR_RETURN(p, re.Sub(p, ""));
+    ASSIGN_OR_RETURN(r, re.Sub(r, ""));
+  }
+  if (options.ignore_case) {
+    p = PyLower(p);
+    r = PyLower(r);
+  }
+  if (options.ignore_punctuation) {
+    p = RemoveAsciiPunctuation(p);
+    r = RemoveAsciiPunctuation(r);
+  }
+  return p == r ? 1.0 : 0.0;
+}
+
+GenerationMetric ExactMatchMetric(ExactMatchOptions options) {
+  // Compile once; the patterns are fixed task constants.
+  auto compiled = std::make_shared<std::vector<PyRegex>>();
+  for (const auto& p : options.regexes_to_ignore) {
+    auto re = PyRegex::Compile(p);
+    if (re.ok()) compiled->push_back(std::move(re).value());
+  }
+  GenerationMetric m;
+  m.name = "exact_match";
+  m.score = [options, compiled](const std::string& prediction, const std::string& reference,
+                                const Doc&) -> StatusOr<double> {
+    if (compiled->size() != options.regexes_to_ignore.size()) {
+      return ExactMatch(prediction, reference, options);  // reports the compile error
+    }
+    std::string p = prediction, r = reference;
+    for (const auto& re : *compiled) {
+      ASSIGN_OR_RETURN(p, re.Sub(p, ""));
+      ASSIGN_OR_RETURN(r, re.Sub(r, ""));
+    }
+    if (options.ignore_case) {
+      p = PyLower(p);
+      r = PyLower(r);
+    }
+    if (options.ignore_punctuation) {
+      p = RemoveAsciiPunctuation(p);
+      r = RemoveAsciiPunctuation(r);
+    }
+    return p == r ? 1.0 : 0.0;
+  };
+  return m;
+}
+
+Filter RegexFilter(std::string name, const std::string& pattern, int group_select,
+                   std::string fallback) {
+  auto compiled = PyRegex::Compile(pattern);
+  auto re = std::make_shared<PyRegex>(compiled.ok() ? std::move(compiled).value() : PyRegex());
+  const bool ok = compiled.ok();
+  Filter f;
+  f.name = std::move(name);
+  f.apply = [re, ok, group_select, fallback](const std::string& response,
+                                             const Doc&) -> std::string {
+    if (!ok) return fallback;
+    auto matches = re->FindAll(response);
+    if (!matches.ok() || matches->empty()) return fallback;
+    const long n = static_cast<long>(matches->size());
+    long idx = group_select < 0 ? n + group_select : group_select;
+    if (idx < 0 || idx >= n) return fallback;  // Python would raise IndexError
+    const auto& m = (*matches)[static_cast<size_t>(idx)];
+    std::string s;
+    if (m.size() == 1) {
+      s = m[0];
+    } else {
+      bool found = false;
+      for (const auto& g : m) {
+        if (!g.empty()) {
+          s = g;
+          found = true;
+          break;
+        }
+      }
+      if (!found) return fallback;
+    }
+    return PyStrip(s);
+  };
+  return f;
+}
+
+Filter TakeFirstFilter(std::string name) {
+  Filter f;
+  f.name = std::move(name);
+  f.apply = [](const std::string& response, const Doc&) { return response; };
+  return f;
+}
+
+// ---- data
+// -----------------------------------------------------------------------------------------
+
+Status MissingDataError(const std::filesystem::path& path, const std::string& dataset) {
+  return NotFound(
+      "data set '{}' not found: {} does not exist. Download it with `rvec data pull {}` (into the "
+      "default data directory, or --data-dir DIR), or point --data-dir / RVEC_DATA at a directory "
+      "holding {}/",
+      dataset, path.string(), dataset, dataset);
+}
+
+StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  std::vector<Doc> docs;
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    ++line_no;
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    Doc d = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (d.is_discarded() || !d.is_object()) {
+      return DataLoss("{}: line {} is not a JSON object", path.string(), line_no);
+    }
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+StatusOr<std::vector<Doc>> ReadJsonArray(const std::filesystem::path& path,
+                                         const std::string& key) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  Doc d = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (d.is_discarded()) return DataLoss("{}: not valid JSON", path.string());
+  if (!key.empty()) {
+    if (!d.is_object() || !d.contains(key)) {
+      return DataLoss("{}: expected an object with key '{}'", path.string(), key);
+    }
+    d = d[key];
+  }
+  if (!d.is_array()) return DataLoss("{}: expected a JSON array", path.string());
+  std::vector<Doc> docs;
+  for (auto& e : d) {
+    if (!e.is_object()) return DataLoss("{}: array element is not an object", path.string());
+    docs.push_back(std::move(e));
+  }
+  return docs;
+}
+
+// ---- registry
+// -------------------------------------------------------------------------------------
+
+TaskRegistry& TaskRegistry::Global() {
+  static TaskRegistry* registry = [] {
+    auto* r = new TaskRegistry();
+    RegisterGsm8kTasks(*r);
+    RegisterSciqTasks(*r);
+    RegisterBbhTasks(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+void TaskRegistry::AddTask(const std::string& name, std::function<TaskConfig()> factory) {
+  tasks_[name] = std::move(factory);
+}
+void TaskRegistry::AddGroup(TaskGroup group) {
+  std::string name = group.name;
+  groups_[name] = std::move(group);
+}
+bool TaskRegistry::HasTask(const std::string& name) const { return tasks_.count(name) > 0; }
+const TaskGroup* TaskRegistry::FindGroup(const std::string& name) const {
+  auto it = groups_.find(name);
+  return it == groups_.end() ? nullptr : &it->second;
+}
+
+StatusOr<std::unique_ptr<EvalTask>> TaskRegistry::Create(const std::string& name) const {
+  auto it = tasks_.find(name);
+  if (it == tasks_.end()) return NotFound("unknown task '{}'", name);
+  return std::make_unique<EvalTask>(it->second());
+}
+
+std::vector<std::string> TaskRegistry::TaskNames() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : tasks_) out.push_back(k);
+  return out;
+}
+std::vector<std::string> TaskRegistry::GroupNames() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : groups_) out.push_back(k);
+  return out;
+}
+
+StatusOr<ResolvedTasks> ResolveTaskList(const std::vector<std::string>& names) {
+  const TaskRegistry& reg = TaskRegistry::Global();
+  ResolvedTasks out;
+  std::set<std::string> seen;
+  for (const auto& raw : names) {
+    const std::string name = PyStrip(raw);
+    if (name.empty()) continue;
+    if (const TaskGroup* g = reg.FindGroup(name)) {
+      out.groups.push_back(g);
+      for (const auto& s : g->subtasks) {
+        if (seen.insert(s).second) out.leaves.push_back(s);
+      }
+    } else if (reg.HasTask(name)) {
+      if (seen.insert(name).second) out.leaves.push_back(name);
+    } else {
+      std::string known;
+      for (const auto& g : reg.GroupNames()) known += (known.empty() ? "" : ", ") + g;
+      for (const auto& t : reg.TaskNames()) {
+        if (t.find("bbh_") != 0) known += ", " + t;
+      }
+      return InvalidArgument("unknown task '{}'; known: {} (and each bbh_*_<subtask>)", name,
+                             known);
+    }
+  }
+  if (out.leaves.empty()) return InvalidArgument("no tasks given");
+  return out;
+}
+
+}  // namespace rvec::eval
