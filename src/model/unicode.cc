@@ -178,6 +178,10 @@ bool IsNfcQuick(std::string_view text) {
 
 std::string Nfc(std::string_view text) {
   if (IsNfcQuick(text)) return std::string(text);
+  return NfcFull(text);
+}
+
+std::string NfcFull(std::string_view text) {
   std::vector<uint32_t> cps;
   cps.reserve(text.size() + 8);
   for (size_t i = 0; i < text.size();) {

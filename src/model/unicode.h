@@ -88,6 +88,8 @@ size_t IncompleteUtf8Suffix(std::string_view bytes);
 
 // Unicode Normalization Form C of valid UTF-8 text.
 std::string Nfc(std::string_view text);
+// Nfc without the quick-check shortcut (for tests of the tables).
+std::string NfcFull(std::string_view text);
 // True when Nfc(text) == text, decided by the quick check; false means "maybe not".
 bool IsNfcQuick(std::string_view text);
 
