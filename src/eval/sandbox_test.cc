@@ -195,20 +195,36 @@ TEST(SandboxTest, BackgroundProcessDoesNotOutliveTheProgram) {
   auto sandbox = MakeSandbox();
   ASSERT_NE(sandbox, nullptr);
   const std::string marker = UniqueMarker("daemon");
+  // A new session via Popen, and a classic double-forked daemon; both would outlive a plain
+  // process-group kill.
   const std::string program =
-      "import os, subprocess, sys\n"
+      "import os, subprocess, sys, time\n"
       "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', '" +
       marker +
       "'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
       "if os.fork() == 0:\n"
       "    os.setsid()\n"
-      "    os.execv('/bin/sleep', ['/bin/sleep', '60', '" +
+      "    if os.fork() == 0:\n"
+      "        os.execv('/bin/sh', ['" +
       marker +
-      "'])\n"
+      "', '-c', 'sleep 60'])\n"
+      "    os._exit(0)\n"
+      "time.sleep(0.5)\n"
       "raise RuntimeError('spawned background processes')\n";
+  std::atomic<bool> done{false};
+  int peak = 0;
+  std::thread watcher([&] {
+    while (!done.load()) {
+      peak = std::max(peak, CountProcesses(marker));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   const ExecResult r = sandbox->Run(program);
+  done = true;
+  watcher.join();
   EXPECT_EQ(r.outcome, ExecOutcome::kFailed) << r.reason;
   EXPECT_NE(r.reason.find("spawned background processes"), std::string::npos) << r.reason;
+  EXPECT_EQ(peak, 2) << "the background processes did not start";
   EXPECT_EQ(CountProcessesAfter(marker), 0) << "a background process outlived the sandbox";
 }
 
