@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/hf_config.h"
 #include "ops/convert.h"
+#include "ops/random.h"
 
 namespace rvec {
 
@@ -23,7 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 // Elements per parallel task: big enough to amortise dispatch, small enough to balance and to
 // keep the per-worker buffers (f32 + converted) in a few MiB.
 constexpr size_t kChunkElements = size_t{1} << 20;
@@ -31,47 +31,8 @@ constexpr size_t kChunkElements = size_t{1} << 20;
 // with the seed that generated it does not add a scaled copy of its own weights.
 constexpr uint64_t kPerturbDomain = 0x7065727475726221ULL;
 
-uint64_t Mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 uint64_t TensorKey(uint64_t seed, std::string_view name) {
-  uint64_t h = 0xCBF29CE484222325ULL;  // FNV-1a of the name
-  for (unsigned char c : name) h = (h ^ c) * 0x100000001B3ULL;
-  return Mix64(Mix64(seed + kGolden) ^ h);
-}
-
-// Box-Muller on the 64 bits of pair `pair` of the stream `key` (SplitMix64 counter mode).
-inline void NormalPair(uint64_t key, uint64_t pair, double* z0, double* z1) {
-  const uint64_t bits = Mix64(key + (pair + 1) * kGolden);
-  const double u1 = (static_cast<double>(bits >> 32) + 0.5) * 0x1.0p-32;  // (0, 1)
-  const double u2 = static_cast<double>(bits & 0xFFFFFFFFu) * 0x1.0p-32;  // [0, 1)
-  const double r = std::sqrt(-2.0 * std::log(u1));
-  const double theta = 6.283185307179586 * u2;
-  *z0 = r * std::cos(theta);
-  *z1 = r * std::sin(theta);
-}
-
-void NormalsForKey(uint64_t key, uint64_t first, float* out, size_t n) {
-  size_t i = 0;
-  uint64_t e = first;
-  double z0, z1;
-  if (n > 0 && (e & 1)) {
-    NormalPair(key, e / 2, &z0, &z1);
-    out[i++] = static_cast<float>(z1);
-    ++e;
-  }
-  for (; i + 1 < n; i += 2, e += 2) {
-    NormalPair(key, e / 2, &z0, &z1);
-    out[i] = static_cast<float>(z0);
-    out[i + 1] = static_cast<float>(z1);
-  }
-  if (i < n) {
-    NormalPair(key, e / 2, &z0, &z1);
-    out[i] = static_cast<float>(z0);
-  }
+  return RandomStreamKey(seed, name.data(), name.size());
 }
 
 struct Task {
@@ -241,7 +202,7 @@ Status CopyFile(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void SynthNormals(uint64_t seed, std::string_view name, uint64_t first, float* out, size_t n) {
-  NormalsForKey(TensorKey(seed, name), first, out, n);
+  StandardNormals(TensorKey(seed, name), first, out, n);
 }
 
 StatusOr<uint64_t> ShardBudgetFor(const std::vector<TensorSpec>& tensors, size_t shards) {
@@ -378,7 +339,7 @@ StatusOr<SynthResult> WriteSyntheticModel(const SynthOptions& options, Progress*
       bytes[worker] = std::make_unique<unsigned char[]>(kChunkElements * 4);
     }
     float* v = values[worker].get();
-    NormalsForKey(keys[t.tensor], t.begin, v, t.count);
+    StandardNormals(keys[t.tensor], t.begin, v, t.count);
     float mean = 0.0f, std = 0.02f;
     if (tensors[t.tensor].init == SynthInit::kNorm) mean = 1.0f;
     if (tensors[t.tensor].init == SynthInit::kBias) std = 0.01f;
