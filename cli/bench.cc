@@ -1,0 +1,268 @@
+// `rvec bench`: prefill and decode speed of the CPU engine on a model, peak memory, SIMD target,
+// and decode bandwidth as a fraction of the read bandwidth measured in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "base/progress.h"
+#include "base/threading.h"
+#include "cli/command.h"
+#include "io/checkpoint.h"
+#include "model/kv_cache.h"
+#include "model/model_config.h"
+#include "model/sampler.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "ops/bandwidth.h"
+#include "ops/matmul.h"
+
+namespace rvec::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchFlags {
+  std::string model;
+  size_t prompt_tokens = 512;
+  size_t gen_tokens = 128;
+  std::string batch = "1,16";
+  size_t prefill_chunk = 512;
+  int repeats = 3;
+  size_t bandwidth_mb = 1024;
+  bool bf16_activations = false;
+};
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Peak resident set (VmHWM) in bytes, 0 when /proc is unavailable.
+uint64_t PeakRss() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a;
+  in >> a;
+  return a;
+}
+
+StatusOr<std::vector<size_t>> ParseBatches(const std::string& s) {
+  std::vector<size_t> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos ||
+        item.size() > 6 || std::stoul(item) == 0) {
+      return InvalidArgument("--batch: '{}' is not a positive batch size (e.g. --batch 1,16)",
+                             item);
+    }
+    out.push_back(std::stoul(item));
+  }
+  if (out.empty()) return InvalidArgument("--batch is empty");
+  return out;
+}
+
+Status RunBench(const BenchFlags& f) {
+  ASSIGN_OR_RETURN(std::vector<size_t> batches, ParseBatches(f.batch));
+  if (f.prompt_tokens == 0 && f.gen_tokens == 0) return InvalidArgument("nothing to measure");
+  if (f.repeats < 1) return InvalidArgument("--repeats must be >= 1");
+  const auto t_load = Clock::now();
+  ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(f.model));
+  if (!ckpt.config()) return NotFound("{}: no config.json next to the weights", f.model);
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromHf(*ckpt.config(), f.model));
+  ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Load(ckpt, config));
+  const double load_s = Seconds(t_load, Clock::now());
+  if (f.prompt_tokens + f.gen_tokens + 1 > config.max_positions) {
+    return InvalidArgument("--prompt-tokens + --gen-tokens exceed the model's {} positions",
+                           config.max_positions);
+  }
+  const bool quiet = Globals().quiet;
+  auto note = [&](const std::string& s) {
+    if (!quiet) std::fprintf(stderr, "%s\n", s.c_str());
+  };
+  ThreadPool pool(Globals().threads);
+  note(fmt::format("bench: {} ({}), {} threads, target {}; measuring read bandwidth...", f.model,
+                   config.architecture, pool.NumWorkers(), MatMulTargetName()));
+  const BandwidthResult bw = MeasureReadBandwidth(&pool, f.bandwidth_mb << 20, 5);
+  const MatMulPrecision precision =
+      f.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact;
+  Transformer tf(config, weights, &pool, precision);
+  size_t max_batch = *std::max_element(batches.begin(), batches.end());
+  const size_t positions = std::max(f.prompt_tokens, f.gen_tokens + 1);
+  KvPool kv_pool(config, config.KvBytesPerToken() * positions * std::max<size_t>(max_batch, 1) * 2);
+  std::mt19937 rng(1);
+  auto random_id = [&] {
+    return static_cast<int32_t>(rng() % std::min<size_t>(config.vocab, 50000));
+  };
+  std::vector<float> logits;
+
+  // First touch of the mapped weights (page faults), kept out of the timed runs.
+  const auto t_warm = Clock::now();
+  {
+    auto kv = kv_pool.TryAllocate(1);
+    const TokenInput in{random_id(), 0, kv.get(), true};
+    tf.Forward({&in, 1}, &logits);
+  }
+  const double first_token_s = Seconds(t_warm, Clock::now());
+
+  nlohmann::json out = {{"model", f.model},
+                        {"architecture", config.architecture},
+                        {"weights_dtype", DTypeName(weights.embed_tokens.dtype)},
+                        {"parameters", ckpt.TotalParameters()},
+                        {"weight_bytes", ckpt.TotalTensorBytes()},
+                        {"bytes_read_per_token", weights.mapped_bytes},
+                        {"threads", pool.NumWorkers()},
+                        {"simd_target", MatMulTargetName()},
+                        {"activations", f.bf16_activations ? "bf16" : "f32"},
+                        {"load_seconds", load_s},
+                        {"first_token_seconds", first_token_s},
+                        {"read_bandwidth_gb_per_s", bw.gb_per_s},
+                        {"load_average_at_start", LoadAverage()}};
+
+  if (f.prompt_tokens > 0) {
+    std::vector<double> times;
+    for (int r = 0; r < f.repeats; ++r) {
+      std::vector<int32_t> ids(f.prompt_tokens);
+      for (auto& id : ids) id = random_id();
+      auto kv = kv_pool.TryAllocate(f.prompt_tokens);
+      const auto t0 = Clock::now();
+      for (size_t p = 0; p < ids.size(); p += f.prefill_chunk) {
+        std::vector<TokenInput> in;
+        const size_t end = std::min(ids.size(), p + f.prefill_chunk);
+        for (size_t i = p; i < end; ++i) in.push_back({ids[i], i, kv.get(), i + 1 == ids.size()});
+        tf.Forward(in, &logits);
+      }
+      times.push_back(Seconds(t0, Clock::now()));
+      note(fmt::format("  prefill {} tokens: {:.3f} s ({:.1f} tokens/s)", f.prompt_tokens,
+                       times.back(), f.prompt_tokens / times.back()));
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times[times.size() / 2];
+    out["prefill"] = {{"prompt_tokens", f.prompt_tokens},
+                      {"median_seconds", median},
+                      {"tokens_per_s", f.prompt_tokens / median},
+                      {"best_tokens_per_s", f.prompt_tokens / times.front()},
+                      {"chunk", f.prefill_chunk}};
+  }
+
+  nlohmann::json decode = nlohmann::json::array();
+  double batch1_rate = 0;
+  for (size_t b : batches) {
+    if (f.gen_tokens == 0) break;
+    std::vector<double> times;
+    for (int r = 0; r < f.repeats; ++r) {
+      std::vector<std::unique_ptr<SequenceKv>> kvs;
+      std::vector<int32_t> next(b);
+      for (size_t s = 0; s < b; ++s) {
+        kvs.push_back(kv_pool.TryAllocate(f.gen_tokens + 1));
+        next[s] = random_id();
+      }
+      std::vector<TokenInput> in(b);
+      const auto t0 = Clock::now();
+      for (size_t step = 0; step < f.gen_tokens; ++step) {
+        for (size_t s = 0; s < b; ++s) in[s] = {next[s], step, kvs[s].get(), true};
+        tf.Forward(in, &logits);
+        for (size_t s = 0; s < b; ++s) next[s] = Argmax(&logits[s * config.vocab], config.vocab);
+      }
+      times.push_back(Seconds(t0, Clock::now()));
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times[times.size() / 2];
+    const double rate = double(b * f.gen_tokens) / median;
+    if (b == 1) batch1_rate = rate;
+    nlohmann::json d = {{"batch", b},
+                        {"gen_tokens", f.gen_tokens},
+                        {"median_seconds", median},
+                        {"tokens_per_s", rate},
+                        {"tokens_per_s_per_sequence", rate / b}};
+    // Weight bytes streamed per step over the measured read bandwidth.
+    const double gbps = double(weights.mapped_bytes) * f.gen_tokens / median / 1e9;
+    d["weight_stream_gb_per_s"] = gbps;
+    d["bandwidth_fraction"] = bw.gb_per_s > 0 ? gbps / bw.gb_per_s : 0.0;
+    if (batch1_rate > 0 && b > 1) d["speedup_vs_batch1"] = rate / batch1_rate;
+    note(
+        fmt::format("  decode batch {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} GB/s of "
+                    "weights = {:.0f}% of measured read bandwidth",
+                    b, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
+    decode.push_back(d);
+  }
+  out["decode"] = decode;
+  out["bandwidth_cap_tokens_per_s"] = bw.gb_per_s * 1e9 / double(weights.mapped_bytes);
+  out["peak_rss_bytes"] = PeakRss();
+  out["kv_cache_peak_bytes"] = kv_pool.peak();
+  out["load_average_at_end"] = LoadAverage();
+
+  if (Globals().json) {
+    PrintJson(out.dump(2));
+    return OkStatus();
+  }
+  std::printf("model          %s (%s, %s weights, %.2f GB, %.0fM parameters)\n", f.model.c_str(),
+              config.architecture.c_str(),
+              std::string(DTypeName(weights.embed_tokens.dtype)).c_str(),
+              ckpt.TotalTensorBytes() / 1e9, ckpt.TotalParameters() / 1e6);
+  std::printf("engine         %s, %zu threads, %s activations\n", MatMulTargetName().c_str(),
+              pool.NumWorkers(), f.bf16_activations ? "bf16" : "f32");
+  std::printf("load (mmap)    %.3f s; first token (page-in) %.3f s\n", load_s, first_token_s);
+  std::printf("read bandwidth %.1f GB/s (%zu threads) -> decode cap %.1f tokens/s\n", bw.gb_per_s,
+              bw.threads, out["bandwidth_cap_tokens_per_s"].get<double>());
+  if (out.contains("prefill")) {
+    std::printf("prefill        %zu tokens: %.1f tokens/s (median of %d)\n", f.prompt_tokens,
+                out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
+  }
+  for (const auto& d : decode) {
+    std::printf("decode b=%-4zu  %.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
+                d["batch"].get<size_t>(), d["tokens_per_s"].get<double>(),
+                d["tokens_per_s_per_sequence"].get<double>(),
+                100 * d["bandwidth_fraction"].get<double>(),
+                d.contains("speedup_vs_batch1")
+                    ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
+                    : "");
+  }
+  std::printf("peak memory    %s (VmHWM); KV cache %s\n", HumanBytes(PeakRss()).c_str(),
+              HumanBytes(kv_pool.peak()).c_str());
+  std::printf("load average   %s at start, %s at end (other work on the machine skews results)\n",
+              out["load_average_at_start"].get<std::string>().c_str(),
+              out["load_average_at_end"].get<std::string>().c_str());
+  return OkStatus();
+}
+
+const RegisterCommand kBench(
+    "bench", "Measure engine prefill/decode speed, memory and bandwidth use", 52,
+    [](CLI::App& app) -> std::function<Status()> {
+      auto f = std::make_shared<BenchFlags>();
+      app.description(
+          "Benchmark the CPU engine on a model: prompt processing (prefill) tokens/s, decode "
+          "tokens/s per batch size (sequences stepped together), load time, peak memory, the "
+          "SIMD target, and decode weight traffic as a fraction of the machine's read bandwidth "
+          "measured in the same run. Token ids are random; numbers are medians.\n\n"
+          "Examples:\n"
+          "  rvec synth --preset qwen2.5-0.5b --dtype bf16 -o /tmp/q05 && rvec bench /tmp/q05\n"
+          "  rvec bench /tmp/q05 --prompt-tokens 512 --gen-tokens 128 --batch 1,16 --json");
+      app.add_option("model", f->model, "Model directory")->required();
+      app.add_option("--prompt-tokens", f->prompt_tokens, "Prefill length (default 512; 0 = skip)");
+      app.add_option("--gen-tokens", f->gen_tokens, "Decode steps per batch (default 128)");
+      app.add_option("--batch", f->batch, "Decode batch sizes, comma-separated (default 1,16)");
+      app.add_option("--prefill-chunk", f->prefill_chunk, "Tokens per prefill step (default 512)");
+      app.add_option("--repeats", f->repeats, "Runs per measurement (median; default 3)");
+      app.add_option("--bandwidth-mb", f->bandwidth_mb,
+                     "Bandwidth probe buffer (default 1024 MiB)");
+      app.add_flag("--bf16-activations", f->bf16_activations,
+                   "Round activations to bf16 for the AVX512_BF16 dot product");
+      AddCommonFlags(app);
+      return [f]() { return RunBench(*f); };
+    });
+
+}  // namespace
+}  // namespace rvec::cli
