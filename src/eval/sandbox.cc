@@ -148,10 +148,10 @@ struct CArgs {
   }
 };
 
-void SetLimit(int resource, uint64_t value) {
+void SetLimit(int resource, uint64_t value, uint64_t hard_extra = 0) {
   struct rlimit limit;
   limit.rlim_cur = value;
-  limit.rlim_max = value;
+  limit.rlim_max = value + hard_extra;
   setrlimit(resource, &limit);
 }
 
@@ -408,7 +408,7 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
     fcntl(program_fd.fd, F_SETFD, 0);
     fcntl(ok_w.fd, F_SETFD, 0);
     SetLimit(RLIMIT_AS, options_.address_space_bytes);
-    SetLimit(RLIMIT_CPU, cpu_s);
+    SetLimit(RLIMIT_CPU, cpu_s, 1);  // SIGXCPU first (named in the reason), SIGKILL 1 s later
     SetLimit(RLIMIT_FSIZE, options_.file_size_bytes);
     SetLimit(RLIMIT_CORE, 0);
     SetLimit(RLIMIT_NOFILE, options_.max_open_files);
@@ -529,6 +529,13 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
     return result;
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  // bwrap reports a program killed by a signal as exit status 128 + signal.
+  if (sandboxed() && result.exit_code > 128 && result.exit_code < 128 + 65) {
+    result.signal = result.exit_code - 128;
+    result.outcome = ExecOutcome::kFailed;
+    result.reason = fmt::format("killed by {} ({})", SignalName(result.signal), result.signal);
+    return result;
+  }
   if (result.exit_code == 0 && sentinel) {
     result.outcome = ExecOutcome::kPassed;
     return result;
