@@ -187,6 +187,37 @@ std::string MapChars(std::string_view s, char32_t (*fn)(char32_t)) {
   return Encode(u);
 }
 
+// str.upper(): also the one common multi-character mapping, U+00DF (sharp s) -> "SS".
+std::string UpperStr(std::string_view s) {
+  std::u32string u = Decode(s), out;
+  out.reserve(u.size());
+  for (char32_t c : u) {
+    if (c == 0xDF) {
+      out += U"SS";
+    } else {
+      out.push_back(PyUpper(c));
+    }
+  }
+  return Encode(out);
+}
+
+// str.lower(): capital sigma becomes final sigma at the end of a word, as Python does.
+std::string LowerStr(std::string_view s) {
+  std::u32string u = Decode(s);
+  std::u32string out(u.size(), 0);
+  auto cased = [](char32_t c) { return PyUpper(c) != PyLower(c); };
+  for (size_t k = 0; k < u.size(); ++k) {
+    if (u[k] == 0x3A3) {
+      const bool before = k > 0 && cased(u[k - 1]);
+      const bool after = k + 1 < u.size() && cased(u[k + 1]);
+      out[k] = (before && !after) ? 0x3C2 : 0x3C3;
+    } else {
+      out[k] = PyLower(u[k]);
+    }
+  }
+  return Encode(out);
+}
+
 // Whitespace as Python's str.strip() with no argument sees it.
 std::string_view RStripSpace(std::string_view s) {
   std::u32string u = Decode(s);
@@ -1033,6 +1064,9 @@ class Lexer {
 
   void LexTagBody(bool is_var, bool* line_starting) {
     const size_t start = pos_;
+    // Like Jinja's lexer, an end marker inside open brackets is part of the expression
+    // ({{ {'a': {'b': 1}}}} is a dict, not an early '}}').
+    int depth = 0;
     while (true) {
       while (pos_ < src_.size() && IsSpaceAscii(src_[pos_])) ++pos_;
       if (pos_ >= src_.size()) {
@@ -1040,6 +1074,16 @@ class Lexer {
                 is_var ? "unclosed '{{' (missing '}}')" : "unclosed '{%' (missing '%}')");
       }
       const std::string_view rest = std::string_view(src_).substr(pos_);
+      if (depth > 0) {
+        const size_t before = tokens_.size();
+        LexToken();
+        if (tokens_.size() > before && tokens_.back().kind == Tok::kOp) {
+          const std::string& op = tokens_.back().value;
+          if (op == "(" || op == "[" || op == "{") ++depth;
+          if (op == ")" || op == "]" || op == "}") --depth;
+        }
+        continue;
+      }
       if (is_var) {
         if (rest.starts_with("-}}")) {
           Emit(Tok::kVarEnd, "", pos_);
@@ -1067,7 +1111,12 @@ class Lexer {
           return;
         }
       }
+      const size_t before = tokens_.size();
       LexToken();
+      if (tokens_.size() > before && tokens_.back().kind == Tok::kOp) {
+        const std::string& op = tokens_.back().value;
+        if (op == "(" || op == "[" || op == "{") ++depth;
+      }
     }
   }
 
@@ -3363,8 +3412,8 @@ bool Interp::FindMethod(const Value& obj, const std::string& name, int line, Val
         name == "swapcase") {
       return method([name](Interp&, const Value& self, CallArgs& a) {
         Args args(a, name.c_str(), {});
-        if (name == "upper") return Value::Str(MapChars(self.s, PyUpper));
-        if (name == "lower") return Value::Str(MapChars(self.s, PyLower));
+        if (name == "upper") return Value::Str(UpperStr(self.s));
+        if (name == "lower") return Value::Str(LowerStr(self.s));
         if (name == "title") return Value::Str(PyTitle(self.s));
         if (name == "capitalize") return Value::Str(Capitalize(self.s));
         return Value::Str(
@@ -3815,8 +3864,8 @@ Value Interp::ApplyFilter(const std::string& name, Value v, CallArgs& a, const F
   if (name == "upper" || name == "lower" || name == "capitalize" || name == "title") {
     Args args(a, name.c_str(), {});
     const std::string s = as_text(v);
-    if (name == "upper") return Value::Str(MapChars(s, PyUpper));
-    if (name == "lower") return Value::Str(MapChars(s, PyLower));
+    if (name == "upper") return Value::Str(UpperStr(s));
+    if (name == "lower") return Value::Str(LowerStr(s));
     if (name == "capitalize") return Value::Str(Capitalize(s));
     // Jinja's title: words begin after whitespace, '-', or brackets.
     std::u32string u = Decode(s);
