@@ -6,7 +6,9 @@
 #include <set>
 #include <tuple>
 
+#include "base/fs.h"
 #include "eval/perturb.h"
+#include "eval/runner.h"
 #include "eval/tasks_gsm8k.h"
 
 namespace rvec::eval {
@@ -365,6 +367,108 @@ nlohmann::json RobustnessJson(const std::vector<RobustnessRow>& rows) {
                    {"relative_drop", r.relative_drop}});
   }
   return out;
+}
+
+StatusOr<RobustnessReport> BuildRobustnessReport(const std::vector<fs::path>& run_dirs,
+                                                 const std::vector<std::string>& labels) {
+  RobustnessReport report;
+  std::vector<ScoreEntry> all;
+  for (size_t i = 0; i < run_dirs.size(); ++i) {
+    const fs::path& dir = run_dirs[i];
+    const fs::path results_path = dir / "results.json";
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(results_path));
+    const nlohmann::json results = nlohmann::json::parse(text, nullptr, false);
+    if (results.is_discarded()) return DataLoss("{}: not valid JSON", results_path.string());
+    fs::path dir_path = fs::absolute(dir).lexically_normal();
+    if (dir_path.filename().empty()) dir_path = dir_path.parent_path();
+    std::string label =
+        i < labels.size() && !labels[i].empty() ? labels[i] : dir_path.filename().string();
+    if (label.empty()) label = dir.string();
+    std::string model;
+    const nlohmann::json config = results.value("config", nlohmann::json::object());
+    if (config.is_object() && config.contains("model") && config["model"].is_string() &&
+        !config["model"].get<std::string>().empty()) {
+      fs::path model_path = fs::path(config["model"].get<std::string>()).lexically_normal();
+      if (model_path.filename().empty()) model_path = model_path.parent_path();  // "dir/"
+      model = model_path.filename().string();
+    }
+    auto scores = ScoresFromResults(results, model.empty() ? label : model);
+    if (!scores.ok()) return scores.status().WithContext(results_path.string());
+    all.insert(all.end(), scores->begin(), scores->end());
+    // GSM-Plus breakdown from the per-sample log.
+    if (results["results"].contains("gsm_plus_mini") &&
+        fs::exists(dir / "samples_gsm_plus_mini.jsonl")) {
+      ASSIGN_OR_RETURN(auto samples, ReadSamples(dir, "gsm_plus_mini"));
+      std::vector<Doc> docs;
+      std::vector<std::string> generations;
+      std::vector<std::map<std::string, double>> metrics;
+      for (const auto& r : samples) {
+        if (!r.contains("doc") || !r.contains("metrics") || !r["metrics"].is_object()) {
+          return DataLoss("{}: a sample lacks doc/metrics",
+                          (dir / "samples_gsm_plus_mini.jsonl").string());
+        }
+        docs.push_back(r["doc"]);
+        generations.push_back(r.value("raw_output", std::string()));
+        std::map<std::string, double> m;
+        for (const auto& [k, v] : r["metrics"].items()) {
+          if (v.is_number()) m[k] = v.get<double>();
+        }
+        metrics.push_back(std::move(m));
+      }
+      auto breakdown = GsmPlusBreakdown(docs, generations, metrics);
+      if (!breakdown.ok()) return breakdown.status().WithContext(dir.string());
+      report.gsm_plus.emplace_back(label, std::move(breakdown).value());
+    }
+  }
+  report.rows = BuildRobustnessRows(all);
+  return report;
+}
+
+std::string RenderRobustnessMarkdown(const RobustnessReport& report) {
+  if (report.empty()) return "";
+  std::string md;
+  if (!report.rows.empty()) {
+    md += "\n## Robustness: clean vs perturbed\n\n";
+    md += "| model | clean task | perturbed task | metric | clean | perturbed | drop (pts) |\n";
+    md += "|---|---|---|---|---:|---:|---:|\n";
+    for (const auto& r : report.rows) {
+      md += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.model, r.clean_task,
+                        r.perturbed_task, r.metric, 100 * r.clean, 100 * r.perturbed, 100 * r.drop);
+    }
+  }
+  for (const auto& [label, b] : report.gsm_plus) {
+    md += fmt::format("\n## GSM-Plus by perturbation type: {}\n\n", label);
+    std::vector<std::string> metrics;
+    for (const auto& [k, v] : b["excluding_critical_thinking"].items()) {
+      if (k != "n") metrics.push_back(k);
+    }
+    md += "| perturbation type | n |";
+    for (const auto& m : metrics) md += " " + m + " |";
+    md += "\n|---|---:|";
+    for (size_t i = 0; i < metrics.size(); ++i) md += "---:|";
+    md += "\n";
+    auto line = [&](const std::string& name, const nlohmann::json& row) {
+      md += fmt::format("| {} | {} |", name, row.value("n", 0));
+      for (const auto& m : metrics) md += fmt::format(" {:.1f} |", 100 * row.value(m, 0.0));
+      md += "\n";
+    };
+    for (const auto& [type, row] : b["per_type"].items()) line(type, row);
+    line("**all except critical thinking**", b["excluding_critical_thinking"]);
+    const auto& ct = b["critical_thinking"];
+    md += fmt::format(
+        "\nCritical thinking (gold \"None\", unscorable by lm-eval's numeric filters): {} of {} "
+        "responses recognised as refusals ({:.1f}%). Rule: {}.\n",
+        ct.value("refused", 0), ct.value("n", 0), 100 * ct.value("refusal_rate", 0.0),
+        ct.value("rule", std::string()));
+  }
+  return md;
+}
+
+nlohmann::json RobustnessReportToJson(const RobustnessReport& report) {
+  nlohmann::json j = {{"rows", RobustnessJson(report.rows)},
+                      {"gsm_plus", nlohmann::json::object()}};
+  for (const auto& [label, b] : report.gsm_plus) j["gsm_plus"][label] = b;
+  return j;
 }
 
 }  // namespace rvec::eval

@@ -2,6 +2,7 @@
 // breakdown with the critical-thinking refusal rule, and the clean-vs-perturbed report table.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -77,5 +78,23 @@ StatusOr<std::vector<ScoreEntry>> ScoresFromResults(const nlohmann::json& result
 // Text table ("model  clean task  perturbed task  metric  clean  perturbed  drop") and JSON.
 std::string FormatRobustnessTable(const std::vector<RobustnessRow>& rows);
 nlohmann::json RobustnessJson(const std::vector<RobustnessRow>& rows);
+
+// ---- run directories (what `rvec report` calls)
+// ---------------------------------------------------
+
+// The robustness view of several `rvec eval` run directories: clean-vs-perturbed rows, pairing
+// runs by model (results.json config.model's directory name; else `labels[i]`, else the run
+// directory's name), plus the GSM-Plus breakdown of every run that has samples_gsm_plus_mini.jsonl.
+struct RobustnessReport {
+  std::vector<RobustnessRow> rows;
+  std::vector<std::pair<std::string, nlohmann::json>> gsm_plus;  // (run label, breakdown)
+  bool empty() const { return rows.empty() && gsm_plus.empty(); }
+};
+StatusOr<RobustnessReport> BuildRobustnessReport(const std::vector<std::filesystem::path>& run_dirs,
+                                                 const std::vector<std::string>& labels = {});
+// Markdown section ("## Robustness: clean vs perturbed" + "## GSM-Plus by perturbation type");
+// "" when the runs hold no perturbed task.
+std::string RenderRobustnessMarkdown(const RobustnessReport& report);
+nlohmann::json RobustnessReportToJson(const RobustnessReport& report);
 
 }  // namespace rvec::eval

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
 
 #include "base/fs.h"
@@ -163,6 +164,64 @@ TEST(ReportTest, CleanVersusPerturbedRows) {
   EXPECT_EQ(RobustnessJson(rows).size(), 3u);
   EXPECT_NE(FormatRobustnessTable({}).find("No perturbed results"), std::string::npos);
   EXPECT_FALSE(ScoresFromResults(nlohmann::json::array()).ok());
+}
+
+TEST(ReportTest, RunDirectoriesPairByModelAndShowGsmPlusBreakdown) {
+  const auto root = std::filesystem::temp_directory_path() /
+                    ("rvec-robustness-report-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  auto write = [](const std::filesystem::path& path, const std::string& text) {
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+  };
+  const nlohmann::json clean = {{"results", {{"gsm8k", {{"exact_match,strict-match", 0.5}}}}},
+                                {"config", {{"model", "/models/qwen-merged/"}}}};
+  const nlohmann::json perturbed = {{"results",
+                                     {{"gsm8k@hint:0", {{"exact_match,strict-match", 0.3}}},
+                                      {"gsm_plus_mini", {{"exact_match,strict-match", 0.25}}}}},
+                                    {"config", {{"model", "/models/qwen-merged"}}}};
+  write(root / "clean" / "results.json", clean.dump());
+  write(root / "perturbed" / "results.json", perturbed.dump());
+  std::string samples;
+  const char* types[] = {"digit expansion", "critical thinking", "critical thinking",
+                         "digit expansion"};
+  const char* outputs[] = {"#### 3", "Not enough information is given.", "#### 4", "#### 1"};
+  const double strict[] = {1, 0, 0, 0};
+  for (int i = 0; i < 4; ++i) {
+    samples += nlohmann::json({{"task", "gsm_plus_mini"},
+                               {"doc_id", i},
+                               {"doc", {{"perturbation_type", types[i]}}},
+                               {"raw_output", outputs[i]},
+                               {"metrics", {{"exact_match,strict-match", strict[i]}}}})
+                   .dump() +
+               "\n";
+  }
+  write(root / "perturbed" / "samples_gsm_plus_mini.jsonl", samples);
+  auto report = BuildRobustnessReport({root / "clean", root / "perturbed"});
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ(report->rows.size(), 2u);
+  EXPECT_EQ(report->rows[0].model, "qwen-merged");
+  EXPECT_EQ(report->rows[0].perturbed_task, "gsm8k@hint:0");
+  EXPECT_NEAR(report->rows[0].drop, 0.2, 1e-12);
+  EXPECT_EQ(report->rows[1].perturbed_task, "gsm_plus_mini");
+  ASSERT_EQ(report->gsm_plus.size(), 1u);
+  EXPECT_EQ(report->gsm_plus[0].first, "perturbed");
+  const auto& b = report->gsm_plus[0].second;
+  EXPECT_DOUBLE_EQ(b["per_type"]["digit expansion"]["exact_match,strict-match"], 0.5);
+  EXPECT_DOUBLE_EQ(b["critical_thinking"]["refusal_rate"], 0.5);
+  const std::string md = RenderRobustnessMarkdown(*report);
+  EXPECT_NE(md.find("| qwen-merged | gsm8k | gsm8k@hint:0 | exact_match,strict-match | 50.0 | "
+                    "30.0 | 20.0 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("1 of 2 responses recognised as refusals (50.0%)"), std::string::npos) << md;
+  EXPECT_EQ(RobustnessReportToJson(*report)["rows"].size(), 2u);
+  // A clean-only report renders nothing extra.
+  auto only_clean = BuildRobustnessReport({root / "clean"});
+  ASSERT_TRUE(only_clean.ok());
+  EXPECT_EQ(RenderRobustnessMarkdown(*only_clean), "");
+  EXPECT_FALSE(BuildRobustnessReport({root / "missing"}).ok());
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
