@@ -80,6 +80,14 @@ StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
       index_file = path / kIndexName;
     } else {
       const std::vector<std::string> found = SafetensorsFilesIn(path);
+      if (found.empty() && (fs::exists(path / "pytorch_model.bin", ec) ||
+                            fs::exists(path / "pytorch_model.bin.index.json", ec))) {
+        return Unimplemented(
+            "{}: only PyTorch pickle weights (pytorch_model.bin); rvec reads safetensors. "
+            "Convert once with transformers: AutoModelForCausalLM.from_pretrained(dir)"
+            ".save_pretrained(out, safe_serialization=True)",
+            path.string());
+      }
       if (found.empty()) {
         return NotFound("{}: no {} or {} in this directory (not a safetensors model)",
                         path.string(), kSingleName, kIndexName);
@@ -145,8 +153,9 @@ StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
       auto file = SafetensorsFile::Open(ckpt.dir_ / shard);
       if (!file.ok()) {
         return Status(file.status().code(),
-                      fmt::format("{}: shard \"{}\" (holding {} tensors, e.g. \"{}\"): {}", label,
-                                  shard, tensors.size(), tensors[0], file.status().message()));
+                      fmt::format("{}: shard \"{}\" (listed for {} tensor{}, e.g. \"{}\"): {}",
+                                  label, shard, tensors.size(), tensors.size() == 1 ? "" : "s",
+                                  tensors[0], file.status().message()));
       }
       for (const std::string& t : tensors) {
         if (file->Find(t) == nullptr) {

@@ -279,6 +279,11 @@ StatusOr<SafetensorsHeader> ParseSafetensorsBuffer(const uint8_t* bytes, uint64_
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
   if (n > kMaxSafetensorsHeaderSize) {
+    if (bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4) {
+      return DataLoss(
+          "{}: this is a zip archive (a PyTorch .bin/.pt checkpoint?), not a safetensors file",
+          label);
+    }
     return DataLoss(
         "{}: header length {} exceeds the safetensors limit of {} bytes (corrupt, or not a "
         "safetensors file)",

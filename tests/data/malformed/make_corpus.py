@@ -54,7 +54,7 @@ SINGLE = [
     ("header_too_large", struct.pack("<Q", 200_000_000) + b"{}", "exceeds the safetensors limit"),
     ("length_u64_max", b"\xff" * 8 + b"{}", "exceeds the safetensors limit"),
     ("header_past_eof", struct.pack("<Q", 100) + b'{"a":1}', "runs past the end"),
-    ("pytorch_zip", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 40, "exceeds the safetensors limit"),
+    ("pytorch_zip", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 40, "zip archive"),
     ("bad_json", raw('{"a":{"dtype":"F32",'), "not valid JSON"),
     ("not_object", raw("[1, 2, 3]"), "must be a JSON object"),
     ("string_root", raw('"weights"'), "must be a JSON object"),
@@ -151,6 +151,8 @@ DIRS = {
     "config_not_json": ({"model.safetensors": st(A, b""), "config.json": b"{model_type: qwen2}"},
                         "not valid JSON"),
     "no_weights": ({"config.json": {"model_type": "qwen2"}}, "not a safetensors model"),
+    "pytorch_bin_only": ({"config.json": {"model_type": "qwen2"},
+                          "pytorch_model.bin": b"PK\x03\x04" + b"\x00" * 60}, "only PyTorch pickle weights"),
 }
 
 
