@@ -409,6 +409,8 @@ TaskRegistry& TaskRegistry::Global() {
     RegisterGsm8kTasks(*r);
     RegisterSciqTasks(*r);
     RegisterBbhTasks(*r);
+    RegisterHumanEvalTasks(*r);
+    RegisterRobustnessTasks(*r);
     return r;
   }();
   return *registry;

@@ -221,6 +221,8 @@ class TaskRegistry {
 void RegisterGsm8kTasks(TaskRegistry& registry);
 void RegisterSciqTasks(TaskRegistry& registry);
 void RegisterBbhTasks(TaskRegistry& registry);
+void RegisterHumanEvalTasks(TaskRegistry& registry);   // tasks_humaneval.cc
+void RegisterRobustnessTasks(TaskRegistry& registry);  // robustness.cc
 
 // A user's --tasks list resolved into leaf tasks (in order, de-duplicated) and the groups named.
 struct ResolvedTasks {
