@@ -425,6 +425,36 @@ StatusOr<std::unique_ptr<EvalTask>> CreatePerturbedTask(const TaskRegistry& regi
   return std::make_unique<EvalTask>(std::move(perturbed));
 }
 
+StatusOr<std::vector<std::string>> RegisterPerturbedTasks(TaskRegistry& registry,
+                                                          const std::vector<std::string>& names,
+                                                          const PerturbationSpec& spec) {
+  std::vector<std::string> leaves;
+  for (const auto& name : names) {
+    if (const TaskGroup* group = registry.FindGroup(name)) {
+      leaves.insert(leaves.end(), group->subtasks.begin(), group->subtasks.end());
+    } else if (registry.HasTask(name)) {
+      leaves.push_back(name);
+    } else {
+      return NotFound("--perturb: unknown task '{}'", name);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& leaf : leaves) {
+    ASSIGN_OR_RETURN(std::unique_ptr<EvalTask> clean, registry.Create(leaf));
+    ASSIGN_OR_RETURN(TaskConfig checked, PerturbTask(clean->config(), spec));
+    const std::string perturbed_name = checked.name;
+    if (std::find(out.begin(), out.end(), perturbed_name) != out.end()) continue;
+    registry.AddTask(perturbed_name, [&registry, leaf, spec]() -> TaskConfig {
+      auto base = registry.Create(leaf);
+      // Checked once above: the same task and spec perturb without error.
+      auto perturbed = PerturbTask(base.ok() ? (*base)->config() : TaskConfig(), spec);
+      return perturbed.ok() ? std::move(perturbed).value() : TaskConfig();
+    });
+    out.push_back(perturbed_name);
+  }
+  return out;
+}
+
 std::pair<std::string, std::string> SplitPerturbedTaskName(const std::string& name) {
   const size_t at = name.find('@');
   if (at == std::string::npos) return {name, ""};

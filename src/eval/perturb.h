@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "eval/task.h"
 
@@ -61,6 +62,14 @@ StatusOr<TaskConfig> PerturbTask(TaskConfig config, const PerturbationSpec& spec
 StatusOr<std::unique_ptr<EvalTask>> CreatePerturbedTask(const TaskRegistry& registry,
                                                         const std::string& name,
                                                         const PerturbationSpec& spec);
+
+// Registers "<task>@<spec>" for every task named (groups expand to their subtasks) and returns
+// those names in order, so that `rvec eval --perturb` only rewrites its --tasks list. Fails before
+// anything runs when a task cannot take the perturbation (multiple choice; shuffle_fewshot on
+// randomly drawn shots).
+StatusOr<std::vector<std::string>> RegisterPerturbedTasks(TaskRegistry& registry,
+                                                          const std::vector<std::string>& names,
+                                                          const PerturbationSpec& spec);
 
 // "gsm8k@distractor:0" -> ("gsm8k", "distractor:0"); ("gsm8k", "") for a clean task name.
 std::pair<std::string, std::string> SplitPerturbedTaskName(const std::string& name);

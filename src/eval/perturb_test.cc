@@ -251,6 +251,24 @@ TEST(PerturbTest, MultipleChoiceTasksRefuse) {
   EXPECT_FALSE(PerturbTask(mc, PerturbationSpec()).ok());
 }
 
+TEST(PerturbTest, RegistersPerturbedTasksByName) {
+  TaskRegistry registry;
+  registry.AddTask("gsm8k", Gsm8kConfig);
+  registry.AddTask("gsm8k_cot", Gsm8kCotConfig);
+  registry.AddGroup({"maths", "1.0", {"gsm8k", "gsm8k_cot"}, {}});
+  auto names = RegisterPerturbedTasks(registry, {"maths", "gsm8k"}, *ParsePerturbation("hint:1"));
+  ASSERT_TRUE(names.ok()) << names.status().message();
+  EXPECT_EQ(*names, (std::vector<std::string>{"gsm8k@hint:1", "gsm8k_cot@hint:1"}));
+  auto task = registry.Create("gsm8k_cot@hint:1");
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ((*task)->name(), "gsm8k_cot@hint:1");
+  ASSERT_TRUE((*task)->Load(DataDir()).ok());
+  EXPECT_EQ((*task)->doc(0)["rvec_perturbation"]["kind"], "hint");
+  EXPECT_FALSE(
+      RegisterPerturbedTasks(registry, {"gsm8k"}, *ParsePerturbation("shuffle_fewshot")).ok());
+  EXPECT_FALSE(RegisterPerturbedTasks(registry, {"nope"}, *ParsePerturbation("hint")).ok());
+}
+
 TEST(PerturbTest, SplitsPerturbedNames) {
   EXPECT_EQ(SplitPerturbedTaskName("gsm8k@typos=0.05:1"),
             std::make_pair(std::string("gsm8k"), std::string("typos=0.05:1")));
