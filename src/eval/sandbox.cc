@@ -481,7 +481,7 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
         static_cast<int>(
             std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count()) +
         1;
-    if (pidfd.fd < 0 && !exited) wait_ms = std::min(wait_ms, 10);  // no pidfd: poll waitpid
+    if (pidfd.fd < 0 && !exited) wait_ms = std::min(wait_ms, 10);  // no pidfd: poll waitid
     const int ready = poll(fds, static_cast<nfds_t>(nfds), std::max(wait_ms, 0));
     if (ready < 0 && errno != EINTR) break;
     for (int i = 0; i < nfds && ready > 0; ++i) {
@@ -498,20 +498,24 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
       output_limit = true;
       break;
     }
-    if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
-      exited = true;
-      exit_time = std::chrono::steady_clock::now();
-      result.elapsed_ms = MsSince(start);
+    if (!exited) {
+      // WNOWAIT: leave the zombie unreaped, so its pid (our process group id) cannot be reused
+      // before the group kill below.
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        exited = true;
+        exit_time = std::chrono::steady_clock::now();
+        result.elapsed_ms = MsSince(start);
+      }
     }
   }
   // Whatever is still in the process group goes (in the sandbox the pid namespace dies with
   // bwrap through --die-with-parent; this also covers unsafe mode's stragglers).
   kill(-pid, SIGKILL);
-  if (!exited) {
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    result.elapsed_ms = MsSince(start);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (!exited) result.elapsed_ms = MsSince(start);
   if (timed_out) {
     result.outcome = ExecOutcome::kTimeout;
     result.reason = fmt::format("wall-clock timeout after {} s", options_.timeout_s);
