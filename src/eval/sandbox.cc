@@ -42,9 +42,30 @@ constexpr int kSandboxUid = 65534;  // "nobody" inside the user namespace
 // the count covers only this program's tasks, for root and normal users alike), then runs the
 // program the way HF code_eval does: exec() with empty globals, any exception is a failure, and
 // only reaching the end writes the success byte to a private pipe (so os._exit(0) is not a pass).
+// With the guard it also disables what HF code_eval's reliability_guard disables (process, file
+// and directory functions, exit/quit/help, a few modules), so that a program fails here exactly
+// where it fails under lm-eval. The guard is not the security boundary; bubblewrap is.
 constexpr const char* kRunner = R"PY(import os, sys
+def _rvec_guard():
+    import builtins, faulthandler, shutil, subprocess
+    faulthandler.disable()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    builtins.exit = None
+    builtins.quit = None
+    builtins.help = None
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+                 "fork", "forkpty", "killpg", "rename", "renames", "truncate", "replace",
+                 "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod",
+                 "lchown", "getcwd", "chdir"):
+        setattr(os, name, None)
+    shutil.rmtree = None
+    shutil.move = None
+    shutil.chown = None
+    subprocess.Popen = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
 def _rvec_run():
-    path, fd, nproc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    path, fd, nproc, guard = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
     if nproc > 0:
         import resource
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -52,6 +73,8 @@ def _rvec_run():
     try:
         with open(path, encoding="utf-8") as f:
             source = f.read()
+        if guard:
+            _rvec_guard()
         exec(compile(source, path, "exec"), {})
     except BaseException:
         try:
@@ -246,6 +269,7 @@ std::string Sandbox::Describe() const {
   } else {
     text = "UNSAFE: no sandbox (rlimits and timeout only)";
   }
+  if (options_.lm_eval_guard) text += ", code_eval reliability guard";
   text += fmt::format(", python {}, timeout {} s, cpu {} s, address space {} MiB, processes {}",
                       options_.python, options_.timeout_s, options_.cpu_s,
                       options_.address_space_bytes >> 20, options_.max_processes);
@@ -262,7 +286,8 @@ std::vector<std::string> Sandbox::BuildCommand(int program_fd, int sentinel_fd) 
             kRunner,
             fmt::format("/proc/self/fd/{}", program_fd),
             std::to_string(sentinel_fd),
-            std::to_string(geteuid() == 0 ? nproc_in_runner : 0)};
+            std::to_string(geteuid() == 0 ? nproc_in_runner : 0),
+            options_.lm_eval_guard ? "1" : "0"};
     return args;
   }
   const std::string tmpfs_size = std::to_string(options_.file_size_bytes);
@@ -331,7 +356,8 @@ std::vector<std::string> Sandbox::BuildCommand(int program_fd, int sentinel_fd) 
                                                      {"OMP_NUM_THREADS", "1"}};
   for (const auto& [key, value] : env) args.insert(args.end(), {"--setenv", key, value});
   args.insert(args.end(), {"--", options_.python, "-s", "-c", kRunner, "/rvec/program.py",
-                           std::to_string(sentinel_fd), std::to_string(nproc_in_runner)});
+                           std::to_string(sentinel_fd), std::to_string(nproc_in_runner),
+                           options_.lm_eval_guard ? "1" : "0"});
   return args;
 }
 

@@ -25,6 +25,10 @@ struct SandboxOptions {
   uint64_t max_open_files = 256;
   size_t output_capture_bytes = 64 << 10;  // kept per stream (stdout, stderr); the rest is drained
   uint64_t output_kill_bytes = uint64_t{64} << 20;  // total output after which the run is killed
+  // Disable inside the program what HF code_eval's reliability_guard disables (os.fork,
+  // os.getcwd, subprocess.Popen, shutil.rmtree, exit, ...), so that pass/fail matches lm-eval's
+  // humaneval. Off for plain sandboxed execution. Not a security measure.
+  bool lm_eval_guard = false;
   // Runs python3 directly (rlimits, timeout, private temp dir, but no namespaces). Only for
   // machines where bubblewrap cannot work, and only with trusted code.
   bool unsafe_no_sandbox = false;

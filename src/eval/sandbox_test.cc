@@ -379,6 +379,23 @@ TEST(SandboxTest, RunAllKeepsOrderAcrossJobs) {
   }
 }
 
+TEST(SandboxTest, LmEvalGuardDisablesWhatCodeEvalDisables) {
+  SandboxOptions options;
+  options.lm_eval_guard = true;
+  auto guarded = Sandbox::Create(options);
+  ASSERT_TRUE(guarded.ok()) << guarded.status().message();
+  EXPECT_TRUE((*guarded)->Run("print(sum(range(10)))\n").passed());
+  for (const char* program :
+       {"import os\nos.getcwd()\n", "import subprocess\nsubprocess.Popen(['true'])\n",
+        "import shutil\nshutil.rmtree('/tmp/x')\n", "exit(0)\n", "import resource\n"}) {
+    const ExecResult r = (*guarded)->Run(program);
+    EXPECT_EQ(r.outcome, ExecOutcome::kFailed) << program;
+  }
+  auto plain = MakeSandbox();
+  ASSERT_NE(plain, nullptr);
+  EXPECT_TRUE(plain->Run("import os\nassert os.getcwd() == '/sandbox'\n").passed());
+}
+
 TEST(SandboxTest, MissingBubblewrapRefusesUnlessUnsafe) {
   SandboxOptions options;
   options.bwrap = "/nonexistent/bwrap";

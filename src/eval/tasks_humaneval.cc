@@ -146,6 +146,7 @@ StatusOr<const Sandbox*> CodeExecutionSandbox() {
     SandboxOptions options;
     options.timeout_s = s.options.timeout_s;
     options.unsafe_no_sandbox = s.options.unsafe_no_sandbox;
+    options.lm_eval_guard = true;  // pass/fail as under HF code_eval
     ASSIGN_OR_RETURN(s.sandbox, Sandbox::Create(options));
     s.sandbox_for_current_options = true;
   }
