@@ -18,7 +18,14 @@ namespace rvec {
 
 class Checkpoint {
  public:
-  // `path` is a directory or a single .safetensors file.
+  // `path` is a directory, a single .safetensors file, or a model.safetensors.index.json.
+  // A directory is read as transformers does: model.safetensors if present, else the index.
+  // A directory with other .safetensors files but no index is refused (nothing says they form
+  // one model); open such a file by its path. Index shard names must be relative and free of
+  // "..", but symbolic links are followed (the Hugging Face cache links snapshots to blobs).
+  // Every index entry must be in its shard and every shard tensor in the index, exactly once.
+  // config.json and side files are read for directories, index files and model.safetensors, not
+  // for a lone differently-named file.
   static StatusOr<Checkpoint> Open(const std::filesystem::path& path);
 
   // The directory (or the file's directory for a single file).

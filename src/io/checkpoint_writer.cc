@@ -154,6 +154,14 @@ StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
 
   std::map<std::string, std::string> metadata = options.metadata;
   metadata.emplace("format", "pt");  // what transformers writes; caller's value wins
+  // transformers refuses to load a safetensors file whose metadata has any other format.
+  if (const std::string& f = metadata["format"];
+      f != "pt" && f != "tf" && f != "flax" && f != "mlx") {
+    return InvalidArgument(
+        "{}: metadata format \"{}\" would make transformers refuse the checkpoint (it accepts pt, "
+        "tf, flax, mlx)",
+        label, f);
+  }
 
   ASSIGN_OR_RETURN(PendingOutput pending,
                    PendingOutput::Create(out, options.force, !options.single_file));

@@ -27,8 +27,10 @@ struct CheckpointWriterOptions {
   // Shard budget in bytes of tensor data (transformers' default max_shard_size is 5 GB);
   // 0 = never shard.
   uint64_t max_shard_bytes = 5'000'000'000ULL;
-  std::map<std::string, std::string> metadata;  // written as __metadata__ in every shard
-  bool force = false;                           // replace an existing output
+  // Written as __metadata__ in every shard. {"format": "pt"} (what transformers writes, and what
+  // its loader checks) is added unless the caller sets "format" itself.
+  std::map<std::string, std::string> metadata;
+  bool force = false;  // replace an existing output
   // Write a single .safetensors file at the output path instead of a directory.
   bool single_file = false;
 };
