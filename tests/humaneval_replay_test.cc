@@ -121,5 +121,44 @@ TEST_F(HumanEvalReplayTest, EmptyCompletionPassesNone) {
             << " s with --jobs 2\n";
 }
 
+TEST_F(HumanEvalReplayTest, RunnerWritesPassAt1ToResults) {
+  // Through the registry and the evaluation runner, as `rvec eval --backend replay` runs it.
+  const fs::path responses = scratch_ / "responses.jsonl";
+  auto docs = LoadHumanEval(DataDir());
+  ASSERT_TRUE(docs.ok());
+  {
+    std::ofstream out(responses);
+    for (size_t i = 0; i < 10; ++i) {
+      // Even problems get the canonical solution, odd ones a wrong body.
+      const std::string output =
+          i % 2 == 0 ? (*docs)[i]["canonical_solution"].get<std::string>() : "    return None\n";
+      out << nlohmann::json({{"task", "humaneval"}, {"doc_id", i}, {"output", output}}).dump()
+          << "\n";
+    }
+  }
+  auto backend = MakeReplayBackend(responses);
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  EvalOptions options;
+  options.tasks = {"humaneval"};
+  options.data_dir = DataDir();
+  options.limit = 10;
+  options.output_dir = scratch_ / "run";
+  auto results = RunEvaluation(**backend, options);
+  ASSERT_TRUE(results.ok()) << results.status().message();
+  EXPECT_DOUBLE_EQ((*results)["results"]["humaneval"]["pass@1,create_test"].get<double>(), 0.5);
+  auto samples = ReadSamples(scratch_ / "run", "humaneval");
+  ASSERT_TRUE(samples.ok());
+  ASSERT_EQ(samples->size(), 10u);
+  EXPECT_EQ((*samples)[0]["metrics"]["pass@1,create_test"], 1.0);
+  EXPECT_EQ((*samples)[1]["metrics"]["pass@1,create_test"], 0.0);
+  // Without the opt-in the task refuses before any generation.
+  SetCodeExecutionOptions(CodeExecutionOptions());
+  options.output_dir = scratch_ / "run2";
+  auto refused = RunEvaluation(**backend, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--allow-code-execution"), std::string::npos)
+      << refused.status().message();
+}
+
 }  // namespace
 }  // namespace rvec::eval
