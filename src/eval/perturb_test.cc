@@ -3,10 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
 
 #include "base/fs.h"
+#include "eval/backend.h"
 #include "eval/robustness.h"
+#include "eval/runner.h"
 #include "eval/tasks_gsm8k.h"
 
 namespace rvec::eval {
@@ -267,6 +270,46 @@ TEST(PerturbTest, RegistersPerturbedTasksByName) {
   EXPECT_FALSE(
       RegisterPerturbedTasks(registry, {"gsm8k"}, *ParsePerturbation("shuffle_fewshot")).ok());
   EXPECT_FALSE(RegisterPerturbedTasks(registry, {"nope"}, *ParsePerturbation("hint")).ok());
+}
+
+TEST(PerturbTest, PerSampleLogShowsThePerturbation) {
+  // `rvec eval --perturb hint:5 --tasks gsm8k` through the runner, answered by replay.
+  auto names =
+      RegisterPerturbedTasks(TaskRegistry::Global(), {"gsm8k"}, *ParsePerturbation("hint:5"));
+  ASSERT_TRUE(names.ok()) << names.status().message();
+  ASSERT_EQ(*names, std::vector<std::string>{"gsm8k@hint:5"});
+  const auto scratch =
+      std::filesystem::temp_directory_path() / ("rvec-perturb-run-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(scratch);
+  std::filesystem::create_directories(scratch);
+  {
+    std::ofstream out(scratch / "responses.jsonl");
+    for (int i = 0; i < 3; ++i) {
+      out << nlohmann::json({{"task", "gsm8k@hint:5"}, {"doc_id", i}, {"output", "#### 1"}}).dump()
+          << "\n";
+    }
+  }
+  auto backend = MakeReplayBackend(scratch / "responses.jsonl");
+  ASSERT_TRUE(backend.ok());
+  EvalOptions options;
+  options.tasks = *names;
+  options.data_dir = DataDir();
+  options.limit = 3;
+  options.output_dir = scratch / "run";
+  auto results = RunEvaluation(**backend, options);
+  ASSERT_TRUE(results.ok()) << results.status().message();
+  EXPECT_TRUE((*results)["results"].contains("gsm8k@hint:5"));
+  auto samples = ReadSamples(scratch / "run", "gsm8k@hint:5");
+  ASSERT_TRUE(samples.ok());
+  ASSERT_EQ(samples->size(), 3u);
+  for (const auto& r : *samples) {
+    const auto& p = r["doc"]["rvec_perturbation"];
+    EXPECT_EQ(p["kind"], "hint");
+    EXPECT_EQ(p["seed"], 5);
+    const std::string hint = p["detail"]["hint"];
+    EXPECT_NE(r["prompt"].get<std::string>().find(hint + "\nAnswer:"), std::string::npos);
+  }
+  std::filesystem::remove_all(scratch);
 }
 
 TEST(PerturbTest, SplitsPerturbedNames) {
