@@ -21,7 +21,9 @@ struct SandboxOptions {
   double cpu_s = 0.0;      // RLIMIT_CPU; 0: ceil(timeout_s) + 1
   uint64_t address_space_bytes = uint64_t{1} << 30;  // RLIMIT_AS per process
   uint64_t file_size_bytes = uint64_t{16} << 20;     // RLIMIT_FSIZE and each tmpfs' size
-  uint64_t max_processes = 16;  // RLIMIT_NPROC inside the sandbox's user namespace
+  // RLIMIT_NPROC inside the sandbox's user namespace (threads count too). With RLIMIT_AS this
+  // bounds one program to max_processes x address_space_bytes of memory (no cgroup is used).
+  uint64_t max_processes = 8;
   uint64_t max_open_files = 256;
   size_t output_capture_bytes = 64 << 10;  // kept per stream (stdout, stderr); the rest is drained
   uint64_t output_kill_bytes = uint64_t{64} << 20;  // total output after which the run is killed
