@@ -89,6 +89,7 @@ void Decompose(uint32_t cp, std::vector<uint32_t>* out) {
 }  // namespace
 
 const char* UnicodeVersion() { return tables::kUnicodeVersion; }
+const char* NfcUnicodeVersion() { return tables::kNfcUnicodeVersion; }
 
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {

@@ -10,6 +10,7 @@ namespace rvec::unicode {
 
 namespace tables {
 extern const char kUnicodeVersion[];
+extern const char kNfcUnicodeVersion[];
 extern const uint16_t kStage1[];
 extern const uint16_t kStage2[];
 extern const uint32_t kDecompKeys[];
@@ -37,7 +38,11 @@ inline bool IsNumber(uint32_t cp) { return Props(cp) & kNumber; }
 inline bool IsWhiteSpace(uint32_t cp) { return Props(cp) & kWhiteSpace; }
 inline uint8_t CombiningClass(uint32_t cp) { return Props(cp) & kCccMask; }
 
+// Unicode version of the character classes (as Oniguruma 6.9.8 in HF tokenizers).
 const char* UnicodeVersion();
+// Unicode version of NFC (as the unicode-normalization-alignments crate in HF tokenizers): code
+// points assigned later are left alone by Nfc().
+const char* NfcUnicodeVersion();
 
 // Decodes one code point at `s[pos]`; sets *len to the bytes consumed (>= 1). Invalid or truncated
 // sequences decode as U+FFFD consuming one byte (only valid UTF-8 reaches the regex in practice).

@@ -130,7 +130,20 @@ TEST(Nfc, QuickCheckBitCoversEverySingleCodePointChange) {
   }
 }
 
-TEST(Tables, VersionIsFourteen) { EXPECT_STREQ(UnicodeVersion(), "14.0.0"); }
+TEST(Tables, VersionsMatchHuggingFaceTokenizers) {
+  EXPECT_STREQ(UnicodeVersion(), "14.0.0");
+  EXPECT_STREQ(NfcUnicodeVersion(), "9.0.0");
+}
+
+// Hugging Face normalizes with Unicode 9.0 tables: marks and decompositions assigned later are
+// inert (U+11938 stays, U+1DFA (14.0, ccc 218) is not reordered), while 9.0 marks still are.
+TEST(Nfc, CodePointsAfterUnicodeNineAreLeftAlone) {
+  EXPECT_EQ(Nfc(U8({0x11938})), U8({0x11938}));
+  EXPECT_EQ(CombiningClass(0x1DFA), 0);
+  EXPECT_EQ(Nfc(U8({'a', 0x301, 0x1DFA})), U8({0xE1, 0x1DFA}));
+  EXPECT_EQ(Nfc(U8({'a', 0x1DFA, 0x301})), U8({'a', 0x1DFA, 0x301}));
+  EXPECT_TRUE(IsLetter(0x11700) || IsLetter(0x1E290));  // classes stay at Unicode 14
+}
 
 }  // namespace
 }  // namespace rvec::unicode
