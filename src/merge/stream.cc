@@ -1,7 +1,12 @@
 // Streaming driver: chunked parallel rounds over tensors with page release behind the readers.
 #include "merge/stream.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "base/dtype.h"
 #include "merge/kernels.h"
@@ -76,6 +81,57 @@ void ReleaseElements(const Checkpoint& ckpt, const TensorView& view, uint64_t be
 
 void PrefetchTensor(const Checkpoint& ckpt, const TensorView& view) {
   ckpt.shard(ckpt.ShardOf(view.name())).Prefetch(*view.info);
+}
+
+RawReader::~RawReader() {
+  for (auto& [ckpt, fds] : files_) {
+    for (int fd : fds) ::close(fd);
+  }
+}
+
+Status RawReader::Add(const Checkpoint& ckpt) {
+  for (const auto& entry : files_) {
+    if (entry.first == &ckpt) return OkStatus();
+  }
+  std::vector<int> fds;
+  for (size_t i = 0; i < ckpt.num_shards(); ++i) {
+    const int fd = ::open(ckpt.shard(i).path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      for (int f : fds) ::close(f);
+      return IoError("{}: cannot open: {}", ckpt.shard(i).path().string(), std::strerror(err));
+    }
+    fds.push_back(fd);
+  }
+  files_.emplace_back(&ckpt, std::move(fds));
+  return OkStatus();
+}
+
+Status RawReader::Read(const Checkpoint& ckpt, const TensorView& view, uint64_t begin, uint64_t n,
+                       void* dst) const {
+  const std::vector<int>* fds = nullptr;
+  for (const auto& entry : files_) {
+    if (entry.first == &ckpt) fds = &entry.second;
+  }
+  if (!fds) return Internal("RawReader: checkpoint {} not added", ckpt.path().string());
+  const size_t shard_index = ckpt.ShardOf(view.name());
+  const SafetensorsFile& shard = ckpt.shard(shard_index);
+  const size_t size = DTypeSize(view.dtype());
+  uint64_t offset = shard.data_offset() + view.info->begin + begin * size;
+  uint64_t remaining = n * size;
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  while (remaining > 0) {
+    const ssize_t got = ::pread((*fds)[shard_index], out, remaining, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      return DataLoss("{}: reading tensor {} failed: {}", shard.path().string(), view.name(),
+                      got < 0 ? std::strerror(errno) : "file shorter than its header says");
+    }
+    out += got;
+    offset += static_cast<uint64_t>(got);
+    remaining -= static_cast<uint64_t>(got);
+  }
+  return OkStatus();
 }
 
 Scratch::Scratch(size_t workers, size_t buffers, size_t elements)

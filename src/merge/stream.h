@@ -51,6 +51,26 @@ void ReleaseElements(const Checkpoint& ckpt, const TensorView& view, uint64_t be
 // Asks the kernel to read ahead the whole tensor.
 void PrefetchTensor(const Checkpoint& ckpt, const TensorView& view);
 
+// Reads tensor bytes with pread(2) into caller buffers. For the hot streaming paths this is
+// cheaper than faulting the mapping in and dropping it again (no page-table setup, no TLB
+// shootdowns between the two workers) and keeps resident memory at the buffers' size.
+class RawReader {
+ public:
+  RawReader() = default;
+  ~RawReader();
+  RawReader(const RawReader&) = delete;
+  RawReader& operator=(const RawReader&) = delete;
+
+  // Opens every shard of `ckpt` (call before the parallel phase; reads are then thread-safe).
+  Status Add(const Checkpoint& ckpt);
+  // Copies elements [begin, begin + n) of `view` (a tensor of `ckpt`) to `dst`.
+  Status Read(const Checkpoint& ckpt, const TensorView& view, uint64_t begin, uint64_t n,
+              void* dst) const;
+
+ private:
+  std::vector<std::pair<const Checkpoint*, std::vector<int>>> files_;
+};
+
 // Per-worker scratch buffers of f32 blocks, reused across chunks.
 class Scratch {
  public:

@@ -437,6 +437,14 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
   ThreadPool pool(options.threads);
   const size_t workers = pool.NumWorkers();
   Scratch scratch(workers, 5, kBlock);
+  // Inputs are read with pread into per-worker chunk buffers (see RawReader).
+  RawReader reader;
+  RETURN_IF_ERROR(reader.Add(target));
+  for (const Source& s : sources) {
+    RETURN_IF_ERROR(reader.Add(*s.a));
+    if (s.b) RETURN_IF_ERROR(reader.Add(*s.b));
+  }
+  std::vector<std::vector<std::vector<uint8_t>>> raws(workers);
   uint64_t total_bytes = 0;
   for (const auto& s : specs) total_bytes += s.NumBytes();
   report.bytes_written = total_bytes;
@@ -450,11 +458,25 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
     job.run = [&, i](uint64_t, uint64_t begin, uint64_t end, size_t worker) -> Status {
       const Plan& plan = plans[i];
       const size_t in_size = DTypeSize(plan.target.dtype());
+      std::vector<std::vector<uint8_t>>& raw = raws[worker];
+      raw.resize(1 + 2 * plan.terms.size());
+      raw[0].resize((end - begin) * in_size);
+      RETURN_IF_ERROR(reader.Read(target, plan.target, begin, end - begin, raw[0].data()));
       if (plan.raw_copy) {
-        RETURN_IF_ERROR(writer->Write(i, begin * in_size, plan.target.data + begin * in_size,
-                                      (end - begin) * in_size));
-        ReleaseElements(target, plan.target, begin, end);
-        return OkStatus();
+        return writer->Write(i, begin * in_size, raw[0].data(), raw[0].size());
+      }
+      for (size_t k = 0; k < plan.terms.size(); ++k) {
+        const Term& term = plan.terms[k];
+        const uint64_t lim_end = std::min(end, term.limit);
+        if (lim_end <= begin) continue;
+        raw[1 + 2 * k].resize((lim_end - begin) * DTypeSize(term.a.dtype()));
+        RETURN_IF_ERROR(
+            reader.Read(*term.a_ckpt, term.a, begin, lim_end - begin, raw[1 + 2 * k].data()));
+        if (term.b) {
+          raw[2 + 2 * k].resize((lim_end - begin) * DTypeSize(term.b->dtype()));
+          RETURN_IF_ERROR(
+              reader.Read(*term.b_ckpt, *term.b, begin, lim_end - begin, raw[2 + 2 * k].data()));
+        }
       }
       const size_t out_size = DTypeSize(plan.out);
       std::vector<uint8_t>& bytes = scratch.Bytes(worker);
@@ -466,31 +488,27 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
       float* o = scratch.Get(worker, 4);
       for (uint64_t pos = begin; pos < end; pos += kBlock) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, end - pos));
-        ReadF32(plan.target, pos, n, t);
+        const uint64_t off = pos - begin;
+        DecodeToF32(plan.target.dtype(), raw[0].data() + off * in_size, n, t);
         std::fill(d, d + n, 0.0f);
-        for (const Term& term : plan.terms) {
+        for (size_t k = 0; k < plan.terms.size(); ++k) {
+          const Term& term = plan.terms[k];
           if (pos >= term.limit) continue;
           const size_t m = static_cast<size_t>(std::min<uint64_t>(n, term.limit - pos));
-          ReadF32(term.a, pos, m, a);
+          DecodeToF32(term.a.dtype(), raw[1 + 2 * k].data() + off * DTypeSize(term.a.dtype()), m,
+                      a);
           if (term.b) {
-            ReadF32(*term.b, pos, m, b);
+            DecodeToF32(term.b->dtype(), raw[2 + 2 * k].data() + off * DTypeSize(term.b->dtype()),
+                        m, b);
             AccumulateScaledDifference(term.alpha, a, b, m, d);
           } else {
             AccumulateScaled(term.alpha, a, m, d);
           }
         }
         AddDelta(t, d, n, o);
-        EncodeFromF32(plan.out, o, n, bytes.data() + (pos - begin) * out_size);
+        EncodeFromF32(plan.out, o, n, bytes.data() + off * out_size);
       }
-      RETURN_IF_ERROR(writer->Write(i, begin * out_size, bytes.data(), bytes.size()));
-      ReleaseElements(target, plan.target, begin, end);
-      for (const Term& term : plan.terms) {
-        const uint64_t lim_end = std::min(end, term.limit);
-        if (lim_end <= begin) continue;
-        ReleaseElements(*term.a_ckpt, term.a, begin, lim_end);
-        if (term.b) ReleaseElements(*term.b_ckpt, *term.b, begin, lim_end);
-      }
-      return OkStatus();
+      return writer->Write(i, begin * out_size, bytes.data(), bytes.size());
     };
   }
   RETURN_IF_ERROR(RunJobs(pool, jobs, progress));
