@@ -5,6 +5,18 @@
 #include <string>
 
 namespace rvec {
+namespace {
+
+// About 50-100 microseconds of polling before a thread blocks.
+constexpr int kSpinIterations = 4000;
+
+inline void SpinPause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(size_t num_threads) {
   if (num_threads == 0) num_threads = DefaultThreadCount();
@@ -37,17 +49,23 @@ void ThreadPool::RunTasks(size_t worker) {
 void ThreadPool::WorkerLoop(size_t worker) {
   size_t seen_generation = 0;
   for (;;) {
+    for (int i = 0; i < kSpinIterations; ++i) {
+      if (spin_generation_.load(std::memory_order_acquire) != seen_generation) break;
+      SpinPause();
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen_generation; });
       if (stop_) return;
       seen_generation = generation_;
       ++active_;
+      spin_active_.fetch_add(1, std::memory_order_relaxed);
     }
     RunTasks(worker);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       --active_;
+      spin_active_.fetch_sub(1, std::memory_order_release);
     }
     done_.notify_all();
   }
@@ -66,9 +84,14 @@ void ThreadPool::ParallelFor(size_t num_tasks,
     num_tasks_ = num_tasks;
     next_task_ = 0;
     ++generation_;
+    spin_generation_.store(generation_, std::memory_order_release);
   }
   wake_.notify_all();
   RunTasks(0);
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (spin_active_.load(std::memory_order_acquire) == 0) break;
+    SpinPause();
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return active_ == 0 && next_task_ >= num_tasks_; });
   fn_ = nullptr;

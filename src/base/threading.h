@@ -2,6 +2,7 @@
 // that results never depend on the number of threads when each task writes its own output.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -39,6 +40,11 @@ class ThreadPool {
   size_t active_ = 0;
   size_t generation_ = 0;
   bool stop_ = false;
+  // Lock-free mirrors of generation_ / active_ for the short spin before sleeping: waking a
+  // sleeping thread costs tens of microseconds (more in a VM), and a decode step runs hundreds of
+  // small parallel loops.
+  std::atomic<size_t> spin_generation_{0};
+  std::atomic<size_t> spin_active_{0};
 };
 
 // Number of threads to use when the user did not say: RVEC_THREADS, else hardware threads.

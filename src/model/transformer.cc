@@ -90,7 +90,9 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
       AttentionHead(&q_[t * QD + h * D], kv->K(l, 0) + kvh * D, kv->V(l, 0) + kvh * D, KVD,
                     tokens[t].pos + 1, D, scale, &scores_[worker * max_ctx], &att_[t * QD + h * D]);
     };
-    if (pool_) {
+    // Short contexts (decode of a few sequences) are cheaper than waking the workers.
+    const bool parallel = pool_ && n * c_.heads * max_ctx * D >= (size_t(1) << 18);
+    if (parallel) {
       pool_->ParallelFor(n * c_.heads, attend);
     } else {
       for (size_t task = 0; task < n * c_.heads; ++task) attend(task, 0);

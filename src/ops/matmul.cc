@@ -94,10 +94,13 @@ template <class WT>
 void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, size_t r0,
            size_t r1, const float* bias, float* out, size_t out_stride) {
   constexpr size_t kT = 4;
-  constexpr size_t kR = 4;
-  // Tokens per block: the block's activations stay in L2 while the chunk's rows stream past.
+  // 4 tokens x 6 rows: 24 accumulators + 6 weight vectors + 1 activation fit the 32 registers
+  // of AVX-512 (measured ~25% faster than 4x4 on Zen 5); 4 x 3 fits the 16 of AVX2.
+  constexpr size_t kR = HWY_MAX_BYTES >= 64 ? 6 : 3;
+  // Tokens per block: the block's activations (up to ~768 KiB) stay in L2 while a group of kR
+  // weight rows stays in L1 and is used for every token of the block.
   const size_t block =
-      std::clamp<size_t>((192u << 10) / (cols * sizeof(float) + 1) / kT * kT, kT, 64);
+      std::clamp<size_t>((768u << 10) / (cols * sizeof(float) + 1) / kT * kT, kT, 512);
   for (size_t tb = 0; tb < n; tb += block) {
     const size_t te = std::min(n, tb + block);
     size_t r = r0;
@@ -162,12 +165,12 @@ struct RowTask {
   size_t r1;
 };
 
-// Rows are cut into chunks of a multiple of 4; which chunk runs where never changes a result,
+// Rows are cut into chunks of a multiple of 12; which chunk runs where never changes a result,
 // because each output element is computed the same way in any chunk.
 void AppendTasks(size_t job, size_t rows, size_t workers, std::vector<RowTask>* tasks) {
   const size_t target_tasks = std::max<size_t>(1, workers * 4);
   size_t chunk = (rows + target_tasks - 1) / target_tasks;
-  chunk = std::max<size_t>(16, (chunk + 3) / 4 * 4);
+  chunk = std::max<size_t>(24, (chunk + 11) / 12 * 12);  // whole 4-, 6- and 3-row tiles
   for (size_t r = 0; r < rows; r += chunk) tasks->push_back({job, r, std::min(rows, r + chunk)});
 }
 

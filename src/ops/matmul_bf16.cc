@@ -87,9 +87,11 @@ RVEC_BF16_TARGET void MatMulRowsBF16Dot(const uint16_t* x, size_t n, size_t x_st
                                         const uint16_t* w, size_t cols, size_t r0, size_t r1,
                                         const float* bias, float* out, size_t out_stride) {
   constexpr size_t kT = 4;
-  constexpr size_t kR = 4;
+  // 4 tokens x 6 rows: 24 accumulators + 6 weight vectors + 1 activation fit the 32 registers
+  // of AVX-512 and measured ~25% faster than 4x4 on Zen 5.
+  constexpr size_t kR = 6;
   const size_t block = std::max<size_t>(
-      kT, std::min<size_t>(64, (192u << 10) / (cols * sizeof(uint16_t) + 1) / kT * kT));
+      kT, std::min<size_t>(512, (768u << 10) / (cols * sizeof(uint16_t) + 1) / kT * kT));
   for (size_t tb = 0; tb < n; tb += block) {
     const size_t te = n < tb + block ? n : tb + block;
     size_t r = r0;
