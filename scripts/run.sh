@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The main job: installs dependencies, builds, and runs rvec on built-in demo models
-# (or on the models given as arguments, passed through to `rvec inspect`).
+# The main job: installs dependencies, builds, and runs the reasoning-vector transfer experiment.
+# With no arguments it runs `rvec demo` on built-in miniature models; with arguments it runs
+# `rvec transfer ARGS...` (e.g. --sft DIR --grpo DIR --target DIR --tasks gsm8k -o WORKDIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-if (($#)); then
-  exec ./build/cli/rvec inspect "$@"
+# Benchmark data: RVEC_DATA if set, else the shared data folder next to the checkout if present.
+if [ -z "${RVEC_DATA:-}" ] && [ -d ../shared/data ]; then
+  RVEC_DATA="$(cd ../shared/data && pwd)"
+  export RVEC_DATA
 fi
-out="${RVEC_DEMO_DIR:-build/demo}"
-./build/cli/rvec synth --preset tiny-qwen2 --seed 1 --dtype bf16 -o "$out/tiny-qwen2" --force
-./build/cli/rvec inspect "$out/tiny-qwen2"
+if (($#)); then
+  exec ./build/cli/rvec transfer "$@"
+fi
+exec ./build/cli/rvec demo -o "${RVEC_DEMO_DIR:-build/demo}"

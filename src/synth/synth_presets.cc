@@ -20,12 +20,12 @@ std::vector<SynthPreset> MakePresets() {
     p.num_attention_heads = 4;
     p.num_key_value_heads = 2;
     p.intermediate_size = 128;
-    p.max_position_embeddings = 2048;
+    p.max_position_embeddings = 32768;
     p.rope_theta = 1000000.0;
     p.rms_norm_eps = 1e-6;
     p.tie_word_embeddings = true;
     p.qkv_bias = true;
-    p.sliding_window = 2048;
+    p.sliding_window = 32768;
     p.max_window_layers = 2;
     presets.push_back(p);
   }
@@ -39,7 +39,7 @@ std::vector<SynthPreset> MakePresets() {
     p.num_attention_heads = 4;
     p.num_key_value_heads = 2;
     p.intermediate_size = 128;
-    p.max_position_embeddings = 2048;
+    p.max_position_embeddings = 32768;
     p.rope_theta = 500000.0;
     p.rms_norm_eps = 1e-5;
     p.tie_word_embeddings = false;
@@ -56,7 +56,7 @@ std::vector<SynthPreset> MakePresets() {
     p.num_key_value_heads = 2;
     p.head_dim = 32;  // explicit and != hidden / heads, as in the real Qwen3 models
     p.intermediate_size = 128;
-    p.max_position_embeddings = 2048;
+    p.max_position_embeddings = 32768;
     p.rope_theta = 1000000.0;
     p.rms_norm_eps = 1e-6;
     p.tie_word_embeddings = true;

@@ -1,0 +1,169 @@
+// `rvec transfer`: the paper's experiment in one command (see src/pipeline/transfer.h).
+#include "pipeline/transfer.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "base/fs.h"
+#include "base/progress.h"
+#include "cli/command.h"
+#include "cli/version.h"
+#include "eval/runner.h"
+
+namespace rvec::cli {
+namespace {
+
+struct TransferFlags {
+  std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k", backend = "local";
+  std::string vector_dtype = "f32", data_dir, endpoint, serve_cmd, responses_dir, system;
+  std::string controls = "random", vocab = "error";
+  size_t limit = 0, control_seeds = 1, concurrency = 4;
+  int port = 8000;
+  uint64_t seed = 1234;
+  bool chat = false, force = false;
+};
+
+StatusOr<std::vector<double>> ParseAlphas(const std::string& text) {
+  std::vector<double> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = text.find(',', pos);
+    const std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v)) {
+      return InvalidArgument("--alphas '{}': '{}' is not a number", text, item);
+    }
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = text.find(',', pos);
+    std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Status RunTransferCommand(const TransferFlags& f, const std::string& command_line) {
+  pipeline::TransferOptions o;
+  o.sft = f.sft;
+  o.grpo = f.grpo;
+  o.target = f.target;
+  o.workdir = f.out;
+  ASSIGN_OR_RETURN(o.alphas, ParseAlphas(f.alphas));
+  o.tasks = SplitList(f.tasks);
+  if (f.limit > 0) o.limit = f.limit;
+  const auto dtype = ParseUserDType(f.vector_dtype);
+  if (!dtype || (*dtype != DType::kF32 && *dtype != DType::kBF16 && *dtype != DType::kF16)) {
+    return InvalidArgument("--vector-dtype '{}': expected f32, bf16 or f16", f.vector_dtype);
+  }
+  o.vector_dtype = *dtype;
+  o.vocab_mismatch = f.vocab;
+  o.backend = f.backend;
+  o.data_dir = eval::ResolveDataDir(f.data_dir);
+  o.seed = f.seed;
+  o.chat = f.chat;
+  if (!f.system.empty()) o.system_instruction = f.system;
+  o.endpoint = f.endpoint;
+  o.serve_cmd = f.serve_cmd;
+  o.serve_port = f.port;
+  o.concurrency = f.concurrency;
+  o.responses_dir = f.responses_dir;
+  if (f.controls == "none") {
+    o.controls = pipeline::ControlKind::kNone;
+  } else if (f.controls == "random") {
+    o.controls = pipeline::ControlKind::kRandom;
+  } else if (f.controls == "shuffle") {
+    o.controls = pipeline::ControlKind::kShuffle;
+  } else {
+    return InvalidArgument("--controls '{}': expected none, random or shuffle", f.controls);
+  }
+  o.control_seeds = f.control_seeds;
+  o.force = f.force;
+  o.threads = Globals().threads;
+  o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);
+  o.version = kVersion;
+  o.command_line = command_line;
+  const bool quiet = Globals().quiet || Globals().json;
+  ASSIGN_OR_RETURN(pipeline::TransferResult r,
+                   pipeline::RunTransfer(o, [quiet](const std::string& line) {
+                     if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
+                   }));
+  if (Globals().json) {
+    PrintJson(r.report.dump(2));
+    return OkStatus();
+  }
+  auto md = ReadFileToString(r.report_md);
+  if (md.ok()) std::fwrite(md->data(), 1, md->size(), stdout);
+  std::printf("\nReport: %s (also %s, %s)\n", r.report_md.c_str(), r.report_html.c_str(),
+              r.report_json.c_str());
+  return OkStatus();
+}
+
+const RegisterCommand kTransfer(
+    "transfer", "Extract v = GRPO − SFT, apply α·v to a target, evaluate and report", 60,
+    [](CLI::App& app) -> std::function<Status()> {
+      auto f = std::make_shared<TransferFlags>();
+      app.footer(
+          "Example:\n"
+          "  rvec transfer --sft Qwen2.5-1.5B-SFT --grpo Qwen2.5-1.5B-GRPO \\\n"
+          "    --target Qwen2.5-1.5B-Instruct --alphas 1,-1 --tasks gsm8k,sciq --limit 200 "
+          "-o work\n"
+          "  rvec transfer ... --backend openai --endpoint http://127.0.0.1:8000/v1 \\\n"
+          "    --serve-cmd 'vllm serve {model} --served-model-name {name} --port {port}'\n\n"
+          "Every step is keyed by its inputs and options: a rerun skips finished work; --force "
+          "redoes it.");
+      app.add_option("--sft", f->sft, "The SFT checkpoint (θ_SFT)")->required();
+      app.add_option("--grpo", f->grpo, "The GRPO checkpoint (θ_GRPO)")->required();
+      app.add_option("--target", f->target, "The model to add α·v to")->required();
+      app.add_option("-o,--out", f->out, "Work directory")->required();
+      app.add_option("--alphas", f->alphas, "Comma-separated α values (default 1,-1)");
+      app.add_option("--tasks", f->tasks, "Comma-separated tasks (default gsm8k)");
+      app.add_option("--limit", f->limit, "Evaluate the first N docs of each task");
+      app.add_option("--vector-dtype", f->vector_dtype, "f32 (default, exact), bf16 or f16");
+      app.add_option("--vocab-mismatch", f->vocab, "error (default) or common");
+      app.add_option("--backend", f->backend, "local (default), openai or replay");
+      app.add_option("--data-dir", f->data_dir, "Benchmark data (default: RVEC_DATA)");
+      app.add_option("--seed", f->seed, "Few-shot sampling seed (default 1234)");
+      app.add_flag("--chat", f->chat, "Render prompts with each model's chat template");
+      app.add_option("--system", f->system, "System message for --chat");
+      app.add_option("--endpoint", f->endpoint, "openai: http://HOST:PORT/v1");
+      app.add_option("--serve-cmd", f->serve_cmd,
+                     "openai: command template that serves {model} as {name} on {port}");
+      app.add_option("--port", f->port, "openai: the {port} of --serve-cmd (default 8000)");
+      app.add_option("--concurrency", f->concurrency, "openai: requests in flight (default 4)");
+      app.add_option("--responses-dir", f->responses_dir,
+                     "replay: DIR/<variant>.jsonl saved responses per variant");
+      app.add_option("--controls", f->controls, "none, random (default) or shuffle");
+      app.add_option("--control-seeds", f->control_seeds, "Control vectors per kind (default 1)");
+      app.add_flag("--force", f->force, "Redo every step");
+      AddCommonFlags(app);
+      return [f, &app] {
+        std::string cmd = "rvec transfer";
+        for (const auto& opt : app.get_options()) {
+          if (opt->count() == 0 || opt->get_name() == "--help") continue;
+          const std::string name = opt->get_name();
+          if (opt->get_expected_min() == 0) {
+            cmd += " " + name;
+          } else {
+            for (const auto& r : opt->results()) cmd += " " + name + " '" + r + "'";
+          }
+        }
+        return RunTransferCommand(*f, cmd);
+      };
+    });
+
+}  // namespace
+}  // namespace rvec::cli

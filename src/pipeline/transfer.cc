@@ -1,0 +1,501 @@
+// `rvec transfer` orchestration: compatibility, vector, variants, controls, evaluations, report.
+#include "pipeline/transfer.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/progress.h"
+#include "base/sha256.h"
+#include "eval/backend.h"
+#include "eval/runner.h"
+#include "io/checkpoint.h"
+#include "merge/compat.h"
+#include "merge/control.h"
+#include "merge/provenance.h"
+#include "merge/stats.h"
+#include "merge/vector.h"
+#include "model/chat_template.h"
+#include "model/engine.h"
+#include "model/tokenizer.h"
+#include "pipeline/served_models.h"
+#include "pipeline/transfer_report.h"
+
+namespace rvec::pipeline {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string AlphaName(double alpha) {
+  std::string s = fmt::format("{}", alpha);
+  return s;
+}
+
+namespace {
+
+void Log(const std::function<void(const std::string&)>& log, const std::string& line) {
+  if (log) log(line);
+}
+
+// What identifies a model for resumability: its path and the hashes of its config and headers.
+StatusOr<json> ModelIdentity(const fs::path& path) {
+  ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(path));
+  return json{{"path", fs::absolute(path).lexically_normal().string()},
+              {"config_sha256", merge::ConfigSha256(ckpt)},
+              {"header_sha256", merge::HeaderSha256s(ckpt)}};
+}
+
+std::string KeyOf(const json& j) { return Sha256Hex(j.dump()); }
+
+// WORKDIR/state.json: step name -> key of the inputs and options that produced its output.
+class StepState {
+ public:
+  explicit StepState(fs::path path) : path_(std::move(path)) {
+    auto text = ReadFileToString(path_);
+    if (text.ok()) {
+      state_ = json::parse(*text, nullptr, false);
+      if (!state_.is_object()) state_ = json::object();
+    }
+  }
+  bool Done(const std::string& step, const std::string& key, const fs::path& output) const {
+    return state_.contains(step) && state_[step] == key && fs::exists(output);
+  }
+  bool Has(const std::string& step) const { return state_.contains(step); }
+  Status Mark(const std::string& step, const std::string& key) {
+    state_[step] = key;
+    return WriteFileAtomic(path_, state_.dump(2) + "\n");
+  }
+
+ private:
+  fs::path path_;
+  json state_ = json::object();
+};
+
+double LargestAbsAlpha(const std::vector<double>& alphas) {
+  double best = 0;
+  for (double a : alphas) {
+    if (std::fabs(a) > std::fabs(best)) best = a;
+  }
+  return best;
+}
+
+std::vector<Variant> PlanVariants(const TransferOptions& o) {
+  std::vector<Variant> variants;
+  variants.push_back({"target", "target", 0.0, "", 0, o.target});
+  for (double a : o.alphas) {
+    Variant v;
+    v.id = "alpha_" + AlphaName(a);
+    v.label = fmt::format("target {} {}·v", a < 0 ? "−" : "+", AlphaName(std::fabs(a)));
+    v.alpha = a;
+    v.model_dir = o.workdir / "models" / v.id;
+    variants.push_back(v);
+  }
+  if (o.controls != ControlKind::kNone && !o.alphas.empty()) {
+    const double a = LargestAbsAlpha(o.alphas);
+    const std::string kind = o.controls == ControlKind::kRandom ? "random" : "shuffle";
+    for (size_t s = 0; s < o.control_seeds; ++s) {
+      Variant v;
+      v.id = fmt::format("control_{}_s{}_alpha_{}", kind, s, AlphaName(a));
+      v.label =
+          fmt::format("target {} {}·{}(s{})", a < 0 ? "−" : "+", AlphaName(std::fabs(a)), kind, s);
+      v.alpha = a;
+      v.control = kind;
+      v.control_seed = s;
+      v.model_dir = o.workdir / "models" / v.id;
+      variants.push_back(v);
+    }
+  }
+  return variants;
+}
+
+fs::path ControlVectorDir(const TransferOptions& o, const Variant& v) {
+  return o.workdir / "controls" / fmt::format("{}_s{}", v.control, v.control_seed);
+}
+
+// A server started from --serve-cmd for one variant, stopped (process group) on destruction.
+class ServedModel {
+ public:
+  ~ServedModel() { Stop(); }
+  Status Start(const std::string& command, const fs::path& log_path) {
+    pid_ = fork();
+    if (pid_ < 0) return IoError("cannot fork to start the model server");
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      FILE* out = std::fopen(log_path.c_str(), "w");
+      if (out) {
+        dup2(fileno(out), STDOUT_FILENO);
+        dup2(fileno(out), STDERR_FILENO);
+      }
+      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    setpgid(pid_, pid_);
+    return OkStatus();
+  }
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    return waitpid(pid_, &status, WNOHANG) == pid_ ? (pid_ = -1, true) : false;
+  }
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(-pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    kill(-pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  size_t pos = 0;
+  while ((pos = s.find(from, pos)) != std::string::npos) {
+    s.replace(pos, from.size(), to);
+    pos += to.size();
+  }
+  return s;
+}
+
+struct EvalSetup {
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<eval::Backend> backend;
+  std::unique_ptr<ChatTemplate> chat_template;
+  std::unique_ptr<Tokenizer> tokenizer;
+  ServedModel server;
+};
+
+Status WaitForServer(const TransferOptions& o, ServedModel& server, const std::string& name,
+                     const std::function<void(const std::string&)>& log) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(o.serve_timeout_s);
+  Log(log, fmt::format("  waiting for {} to serve '{}' ...", o.endpoint, name));
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (server.Exited())
+      return Error(StatusCode::kFailedPrecondition, "the model server exited before serving '{}'",
+                   name);
+    if (EndpointServesModel(o.endpoint, name)) return OkStatus();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  return Error(StatusCode::kFailedPrecondition, "the model server did not serve '{}' within {} s",
+               name, o.serve_timeout_s);
+}
+
+StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup* setup,
+                           const std::function<void(const std::string&)>& log) {
+  if (o.backend == "local") {
+    EngineOptions eo;
+    eo.threads = o.threads;
+    ASSIGN_OR_RETURN(setup->engine, Engine::Load(v.model_dir, eo));
+    ASSIGN_OR_RETURN(setup->backend, eval::MakeLocalBackend(setup->engine.get()));
+    return true;
+  }
+  if (o.backend == "replay") {
+    const fs::path file = o.responses_dir / (v.id + ".jsonl");
+    ASSIGN_OR_RETURN(setup->backend, eval::MakeReplayBackend(file));
+    return true;
+  }
+  if (o.backend == "openai") {
+    if (o.endpoint.empty()) return InvalidArgument("--backend openai needs --endpoint");
+    if (!o.serve_cmd.empty()) {
+      std::string cmd = ReplaceAll(o.serve_cmd, "{model}", v.model_dir.string());
+      cmd = ReplaceAll(cmd, "{name}", v.id);
+      cmd = ReplaceAll(cmd, "{port}", std::to_string(o.serve_port));
+      Log(log, "  starting: " + cmd);
+      RETURN_IF_ERROR(setup->server.Start(cmd, o.workdir / "runs" / (v.id + ".server.log")));
+      RETURN_IF_ERROR(WaitForServer(o, setup->server, v.id, log));
+    } else if (!EndpointServesModel(o.endpoint, v.id)) {
+      Log(log, fmt::format("  skipped {}: {} does not serve a model named '{}'. Serve it with\n"
+                           "    vllm serve {} --served-model-name {} --port {}\n"
+                           "  or\n    llama-server -m <gguf of {}> --alias {} --port {}\n"
+                           "  then rerun this command (finished work is reused).",
+                           v.id, o.endpoint, v.id, v.model_dir.string(), v.id, o.serve_port,
+                           v.model_dir.string(), v.id, o.serve_port));
+      return false;
+    }
+    eval::OpenAiOptions oo;
+    oo.endpoint = o.endpoint;
+    oo.served_model = v.id;
+    oo.concurrency = o.concurrency;
+    oo.seed = o.seed;
+    auto tok = Tokenizer::FromModelDir(v.model_dir);
+    if (tok.ok()) {
+      setup->tokenizer = std::make_unique<Tokenizer>(std::move(*tok));
+      oo.tokenizer = setup->tokenizer.get();
+    }
+    ASSIGN_OR_RETURN(setup->backend, eval::MakeOpenAiBackend(oo));
+    return true;
+  }
+  return InvalidArgument("--backend '{}': expected local, openai or replay", o.backend);
+}
+
+}  // namespace
+
+StatusOr<uint64_t> PredictDiskUse(const TransferOptions& o) {
+  ASSIGN_OR_RETURN(Checkpoint target, Checkpoint::Open(o.target));
+  const uint64_t params = target.TotalParameters();
+  uint64_t need = 0;
+  const fs::path vector_dir = o.workdir / "vector";
+  if (!fs::exists(vector_dir) || o.force) need += params * DTypeSize(o.vector_dtype);
+  for (const Variant& v : PlanVariants(o)) {
+    if (v.id == "target") continue;
+    if (!fs::exists(v.model_dir) || o.force) need += target.TotalTensorBytes();
+    if (!v.control.empty() && (!fs::exists(ControlVectorDir(o, v)) || o.force)) {
+      need += params * DTypeSize(o.vector_dtype);
+    }
+  }
+  return need;
+}
+
+StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
+                                     const std::function<void(const std::string&)>& log) {
+  if (o.alphas.empty()) return InvalidArgument("--alphas: give at least one α");
+  if (o.tasks.empty()) return InvalidArgument("--tasks: give at least one task");
+  std::error_code ec;
+  fs::create_directories(o.workdir / "models", ec);
+  if (ec) return IoError("{}: cannot create: {}", o.workdir.string(), ec.message());
+  StepState state(o.workdir / "state.json");
+
+  // 1. Compatibility, before anything is written.
+  Log(log, "[1/5] checking the three models");
+  ASSIGN_OR_RETURN(Checkpoint sft, Checkpoint::Open(o.sft));
+  ASSIGN_OR_RETURN(Checkpoint grpo, Checkpoint::Open(o.grpo));
+  ASSIGN_OR_RETURN(Checkpoint target, Checkpoint::Open(o.target));
+  ASSIGN_OR_RETURN(merge::VocabMode vocab, merge::ParseVocabMode(o.vocab_mismatch));
+  merge::CompatOptions co;
+  co.vocab = vocab;
+  ASSIGN_OR_RETURN(merge::CompatResult c1, merge::CheckCompatible(sft, "SFT", grpo, "GRPO", co));
+  merge::CompatOptions ct = co;
+  if (target.config() && target.config()->tie_word_embeddings) {
+    ct.tolerated_extra.push_back("lm_head.weight");
+  }
+  ASSIGN_OR_RETURN(merge::CompatResult c2,
+                   merge::CheckCompatible(target, "target", sft, "SFT", ct));
+  json compat = {{"architecture", merge::ArchitectureOf(target)},
+                 {"tensors", target.TensorNames().size()},
+                 {"parameters", target.TotalParameters()},
+                 {"dtypes",
+                  {{"sft", merge::DTypesOf(sft)},
+                   {"grpo", merge::DTypesOf(grpo)},
+                   {"target", merge::DTypesOf(target)}}},
+                 {"warnings", json::array()}};
+  for (const auto* c : {&c1, &c2}) {
+    for (const auto& w : c->warnings) compat["warnings"].push_back(w);
+  }
+  const std::string mixed = merge::MixedDTypeWarning(sft, grpo);
+  if (!mixed.empty()) compat["warnings"].push_back(mixed);
+  Log(log, fmt::format("  {} · {} tensors · {} parameters · dtypes SFT {} / GRPO {} / target {}",
+                       compat["architecture"].get<std::string>(), target.TensorNames().size(),
+                       target.TotalParameters(), merge::DTypesOf(sft), merge::DTypesOf(grpo),
+                       merge::DTypesOf(target)));
+  for (const auto& w : compat["warnings"]) Log(log, "  warning: " + w.get<std::string>());
+
+  // Disk: refuse up front rather than fail half-way.
+  ASSIGN_OR_RETURN(uint64_t need, PredictDiskUse(o));
+  const fs::space_info space = fs::space(o.workdir, ec);
+  if (!ec && need > 0 && static_cast<double>(space.available) < 1.05 * static_cast<double>(need)) {
+    return FailedPrecondition("{}: the outputs need about {} but only {} is free",
+                              o.workdir.string(), HumanBytes(need), HumanBytes(space.available));
+  }
+  Log(log, fmt::format("  disk: {} to write, {} free", HumanBytes(need),
+                       ec ? std::string("unknown") : HumanBytes(space.available)));
+
+  ASSIGN_OR_RETURN(json sft_id, ModelIdentity(o.sft));
+  ASSIGN_OR_RETURN(json grpo_id, ModelIdentity(o.grpo));
+  ASSIGN_OR_RETURN(json target_id, ModelIdentity(o.target));
+
+  // 2. The vector and its statistics.
+  const fs::path vector_dir = o.workdir / "vector";
+  const std::string vector_key = KeyOf({{"sft", sft_id},
+                                        {"grpo", grpo_id},
+                                        {"dtype", DTypeName(o.vector_dtype)},
+                                        {"vocab", o.vocab_mismatch}});
+  json vector_info = json::object();
+  if (!o.force && state.Done("vector", vector_key, vector_dir)) {
+    Log(log, "[2/5] vector: up to date, reused");
+  } else {
+    Log(log, "[2/5] extracting v = GRPO − SFT");
+    merge::ExtractOptions eo;
+    eo.base = o.sft;
+    eo.tuned = o.grpo;
+    eo.out = vector_dir;
+    eo.dtype = o.vector_dtype;
+    eo.vocab = vocab;
+    eo.force = true;
+    eo.threads = o.threads;
+    eo.version = o.version;
+    Progress progress("extract", 0, o.show_progress, "B");
+    ASSIGN_OR_RETURN(merge::ExtractReport er, merge::Extract(eo, &progress));
+    progress.Finish();
+    for (const auto& w : er.warnings) Log(log, "  warning: " + w);
+    RETURN_IF_ERROR(state.Mark("vector", vector_key));
+  }
+  TransferOptions local = o;  // carries the known-vector check into the report
+  if (o.check_vector) {
+    ASSIGN_OR_RETURN(std::string check, o.check_vector(vector_dir));
+    if (!local.demo_facts) local.demo_facts = json::object();
+    (*local.demo_facts)["known_vector_check"] = check;
+    Log(log, "  " + check);
+  }
+  {
+    Progress progress("stats", 0, o.show_progress, "B");
+    ASSIGN_OR_RETURN(merge::StatsReport stats,
+                     merge::ComputeStats(vector_dir, o.target, o.threads, &progress));
+    progress.Finish();
+    RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_stats.json", merge::StatsJson(stats)));
+    RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_layers.svg", merge::StatsSvg(stats)));
+    vector_info = json::parse(merge::StatsJson(stats), nullptr, false);
+    Log(log, fmt::format("  ‖v‖ = {:.6g}, ‖v‖/‖θ_target‖ = {:.3g}", std::sqrt(stats.total.sum_sq),
+                         stats.total.target_sum_sq > 0
+                             ? std::sqrt(stats.total.sum_sq / stats.total.target_sum_sq)
+                             : 0.0));
+  }
+
+  // 3. The variants: target + α·v (direct form), and the controls.
+  Log(log, "[3/5] writing the model variants");
+  std::vector<Variant> variants = PlanVariants(o);
+  for (const Variant& v : variants) {
+    if (v.id == "target") continue;
+    fs::path vec_source;
+    std::string key;
+    if (v.control.empty()) {
+      key = KeyOf({{"target", target_id},
+                   {"sft", sft_id},
+                   {"grpo", grpo_id},
+                   {"alpha", v.alpha},
+                   {"vocab", o.vocab_mismatch}});
+    } else {
+      const fs::path control_dir = ControlVectorDir(o, v);
+      const std::string control_key =
+          KeyOf({{"vector", vector_key}, {"kind", v.control}, {"seed", v.control_seed}});
+      const std::string control_step = "control_" + v.control + std::to_string(v.control_seed);
+      if (o.force || !state.Done(control_step, control_key, control_dir)) {
+        merge::ControlOptions co2;
+        co2.like = vector_dir;
+        co2.out = control_dir;
+        co2.seed = v.control_seed;
+        co2.shuffle = v.control == "shuffle";
+        co2.force = true;
+        co2.threads = o.threads;
+        co2.version = o.version;
+        Progress progress("control", 0, o.show_progress, "B");
+        ASSIGN_OR_RETURN(merge::ControlReport cr, merge::MakeControl(co2, &progress));
+        progress.Finish();
+        RETURN_IF_ERROR(state.Mark(control_step, control_key));
+        Log(log, fmt::format("  {} control (seed {}): norms matched to {:.2g} relative", v.control,
+                             v.control_seed, cr.max_relative_norm_error));
+      }
+      key = KeyOf({{"target", target_id}, {"control", control_key}, {"alpha", v.alpha}});
+    }
+    const std::string step = "model_" + v.id;
+    if (!o.force && state.Done(step, key, v.model_dir)) {
+      Log(log, "  " + v.id + ": up to date, reused");
+      continue;
+    }
+    merge::ApplyOptions ao;
+    ao.model = o.target;
+    ao.out = v.model_dir;
+    if (v.control.empty()) {
+      ao.base = o.sft;
+      ao.tuned = o.grpo;
+      ao.direct_alpha = 1.0;
+      ao.schedule.set_alpha(v.alpha);
+    } else {
+      ao.vectors.push_back({ControlVectorDir(o, v), 1.0});
+      ao.schedule.set_alpha(v.alpha);
+    }
+    ao.vocab = vocab;
+    ao.force = true;
+    ao.threads = o.threads;
+    ao.version = o.version;
+    ao.command_line = o.command_line;
+    Progress progress(v.id, 0, o.show_progress, "B");
+    ASSIGN_OR_RETURN(merge::ApplyReport ar, merge::Apply(ao, &progress));
+    progress.Finish();
+    Log(log, fmt::format("  {}: {}", v.id, ar.formula));
+    RETURN_IF_ERROR(state.Mark(step, key));
+  }
+
+  // 4. Evaluations: same tasks, seed and prompts for every variant.
+  Log(log,
+      fmt::format("[4/5] evaluating {} variants on {}", variants.size(), fmt::join(o.tasks, ",")));
+  std::vector<std::pair<Variant, fs::path>> finished_runs;
+  for (const Variant& v : variants) {
+    const fs::path run_dir = o.workdir / "runs" / v.id;
+    fs::create_directories(run_dir.parent_path(), ec);
+    ASSIGN_OR_RETURN(json model_id, ModelIdentity(v.model_dir));
+    const json eval_key_json = {
+        {"model", model_id},
+        {"tasks", o.tasks},
+        {"limit", o.limit ? json(*o.limit) : json(nullptr)},
+        {"seed", o.seed},
+        {"chat", o.chat},
+        {"system", o.system_instruction ? json(*o.system_instruction) : json(nullptr)},
+        {"backend", o.backend}};
+    const std::string key = KeyOf(eval_key_json);
+    const std::string step = "eval_" + v.id;
+    if (!o.force && state.Done(step, key, run_dir / "results.json")) {
+      Log(log, "  " + v.id + ": results up to date, reused");
+      finished_runs.emplace_back(v, run_dir);
+      continue;
+    }
+    EvalSetup setup;
+    ASSIGN_OR_RETURN(bool ready, MakeBackend(o, v, &setup, log));
+    if (!ready) continue;
+    eval::EvalOptions eo;
+    eo.tasks = o.tasks;
+    eo.data_dir = o.data_dir;
+    eo.limit = o.limit;
+    eo.seed = o.seed;
+    if (o.chat) {
+      ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::FromModelDir(v.model_dir));
+      setup.chat_template = std::make_unique<ChatTemplate>(std::move(tmpl));
+      eo.chat_template = setup.chat_template.get();
+    }
+    eo.system_instruction = o.system_instruction;
+    eo.output_dir = run_dir;
+    // A run whose key changed is redone; an interrupted run with the same key resumes.
+    eo.force = o.force || (state.Has(step) && !state.Done(step, key, run_dir / "results.json") &&
+                           fs::exists(run_dir / "results.json"));
+    eo.provenance = {{"model", model_id}, {"variant", v.id}, {"rvec_version", o.version}};
+    eo.show_progress = o.show_progress;
+    Log(log, "  " + v.id + " ...");
+    ASSIGN_OR_RETURN(json results, eval::RunEvaluation(*setup.backend, eo));
+    RETURN_IF_ERROR(state.Mark(step, key));
+    finished_runs.emplace_back(v, run_dir);
+  }
+
+  // 5. The report.
+  Log(log, "[5/5] writing the report");
+  TransferResult result;
+  result.variants = variants;
+  ReportInputs ri;
+  ri.options = &local;
+  ri.compat = compat;
+  ri.vector_stats = vector_info;
+  ri.runs = finished_runs;
+  ri.all_variants = variants;
+  ASSIGN_OR_RETURN(result.report, WriteTransferReport(ri));
+  result.report_md = o.workdir / "report.md";
+  result.report_html = o.workdir / "report.html";
+  result.report_json = o.workdir / "report.json";
+  return result;
+}
+
+}  // namespace rvec::pipeline

@@ -1,0 +1,95 @@
+// `rvec transfer`: the paper's experiment in one call — check three models, extract the reasoning
+// vector, write target + α·v for each α (and norm-matched control rows), evaluate every variant
+// on the same prompts, and write a paper-style report. Every step is keyed by its inputs and
+// options, so a rerun skips finished work.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/status.h"
+
+namespace rvec::pipeline {
+
+enum class ControlKind { kNone, kRandom, kShuffle };
+
+struct TransferOptions {
+  std::filesystem::path sft;
+  std::filesystem::path grpo;
+  std::filesystem::path target;
+  std::filesystem::path workdir;
+  std::vector<double> alphas = {1.0, -1.0};
+  std::vector<std::string> tasks = {"gsm8k"};
+  std::optional<size_t> limit;
+  DType vector_dtype = DType::kF32;
+  std::string vocab_mismatch = "error";  // or "common"
+
+  // Evaluation.
+  std::string backend = "local";  // local | openai | replay
+  std::filesystem::path data_dir;
+  uint64_t seed = 1234;
+  bool chat = false;
+  std::optional<std::string> system_instruction;
+  // openai: the endpoint serving each variant under its id as model name, or a command template
+  // ("vllm serve {model} --port {port} --served-model-name {name}") that rvec starts and stops.
+  std::string endpoint;
+  std::string serve_cmd;
+  int serve_port = 8000;
+  double serve_timeout_s = 900;
+  size_t concurrency = 4;
+  // replay: DIR/<variant id>.jsonl holds each variant's saved responses.
+  std::filesystem::path responses_dir;
+  // HumanEval-style tasks execute model code only when allowed.
+  bool allow_code_execution = false;
+
+  // Controls (norm-matched vectors without v's direction), for the largest |α|.
+  ControlKind controls = ControlKind::kRandom;
+  size_t control_seeds = 1;
+
+  bool force = false;
+  size_t threads = 0;
+  bool show_progress = false;
+  std::string version = "unknown";
+  std::string command_line;  // recorded in the report's "reproduce" section
+  // Demo mode: the report says the models are random, and the known-vector check is printed.
+  std::optional<nlohmann::json> demo_facts;
+  // Called once the vector exists (demo: compares it with the perturbation that made GRPO);
+  // its text lands in the report's known-vector section.
+  std::function<StatusOr<std::string>(const std::filesystem::path& vector_dir)> check_vector;
+};
+
+// One row of the report: the target itself, target + α·v, or target + α·control.
+struct Variant {
+  std::string id;     // "target", "alpha_1", "alpha_-1", "control_random_s0_alpha_1"
+  std::string label;  // "target + 1·v"
+  double alpha = 0.0;
+  std::string control;  // "" | "random" | "shuffle"
+  uint64_t control_seed = 0;
+  std::filesystem::path model_dir;
+};
+
+struct TransferResult {
+  std::vector<Variant> variants;
+  nlohmann::json report;  // report.json's content
+  std::filesystem::path report_md;
+  std::filesystem::path report_html;
+  std::filesystem::path report_json;
+};
+
+// `log` receives one line per step (the CLI prints them; may be null).
+StatusOr<TransferResult> RunTransfer(const TransferOptions& options,
+                                     const std::function<void(const std::string&)>& log);
+
+// "1", "-1", "0.5", "-0.25": the α as it appears in directory names and labels.
+std::string AlphaName(double alpha);
+
+// Bytes the outputs still to be written will take (vector, controls, models).
+StatusOr<uint64_t> PredictDiskUse(const TransferOptions& options);
+
+}  // namespace rvec::pipeline
