@@ -71,8 +71,9 @@ class Backend {
 // Reads saved responses: JSON Lines whose objects carry "task", "doc_id" and either
 //   "output" (generation), or "loglikelihoods": [..] (+ optional "is_greedy": [..]) per doc, or
 //   "index" + "loglikelihood" per choice.
-// rvec's own samples_<task>.jsonl files (field "raw_output" / "loglikelihoods") are accepted, so a
-// finished run can be re-scored. A request with no saved response is an error naming it.
+// rvec's own samples_<task>.jsonl files (field "raw_output" / "loglikelihoods") are accepted, and a
+// directory means all samples_*.jsonl of a run directory, so a finished run can be re-scored. A
+// request with no saved response is an error naming it.
 StatusOr<std::unique_ptr<Backend>> MakeReplayBackend(const std::filesystem::path& responses);
 
 // ---- OpenAI-compatible completions API ----------------------------------------------------------
@@ -95,10 +96,11 @@ struct OpenAiOptions {
 };
 StatusOr<std::unique_ptr<Backend>> MakeOpenAiBackend(const OpenAiOptions& options);
 
-// ---- local rvec engine
-// --------------------------------------------------------------------------- Each call's requests
-// go into one Engine::GenerateBatch / Engine::LogLikelihood (the evaluation runner hands over a
-// task's requests in resumable chunks). The engine is borrowed.
-StatusOr<std::unique_ptr<Backend>> MakeLocalBackend(Engine* engine);
+// ---- local rvec engine ----
+// Each call's requests go into one Engine::GenerateBatch / Engine::LogLikelihood (the evaluation
+// runner hands over a task's requests in resumable chunks). The engine is borrowed. With
+// `max_length` (the model's context, e.g. max_position_embeddings) generation prompts are
+// left-truncated to max_length - max_gen_toks tokens, as lm-eval's HF backend does.
+StatusOr<std::unique_ptr<Backend>> MakeLocalBackend(Engine* engine, size_t max_length = 0);
 
 }  // namespace rvec::eval

@@ -1,5 +1,6 @@
 // The replay backend: answers requests from saved responses (rvec samples files or plain JSONL), so
 // outputs can be re-scored without running a model.
+#include <algorithm>
 #include <map>
 #include <tuple>
 
@@ -16,8 +17,24 @@ class ReplayBackend : public Backend {
  public:
   explicit ReplayBackend(std::filesystem::path path) : path_(std::move(path)) {}
 
+  // A directory means every samples_*.jsonl of a previous run.
   Status Load() {
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(path_));
+    if (!std::filesystem::is_directory(path_)) return LoadFile(path_);
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("samples_", 0) == 0 && e.path().extension() == ".jsonl") {
+        files.push_back(e.path());
+      }
+    }
+    if (files.empty()) return NotFound("{}: no samples_*.jsonl files", path_.string());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) RETURN_IF_ERROR(LoadFile(f));
+    return OkStatus();
+  }
+
+  Status LoadFile(const std::filesystem::path& file) {
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
     size_t pos = 0, line_no = 0;
     while (pos < text.size()) {
       size_t end = text.find('\n', pos);
@@ -27,7 +44,7 @@ class ReplayBackend : public Backend {
       pos = end + 1;
       if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
       auto j = nlohmann::json::parse(line, nullptr, false);
-      const std::string where = path_.string() + ":" + std::to_string(line_no);
+      const std::string where = file.string() + ":" + std::to_string(line_no);
       if (j.is_discarded() || !j.is_object()) return DataLoss("{}: not a JSON object", where);
       if (!j.contains("task") || !j["task"].is_string() || !j.contains("doc_id") ||
           !j["doc_id"].is_number_unsigned()) {

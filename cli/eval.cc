@@ -1,0 +1,250 @@
+// `rvec eval`: runs lm-evaluation-harness tasks (gsm8k, sciq, bbh, ...) on the rvec engine, an
+// OpenAI-compatible server or saved responses, writing a resumable run directory.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "base/progress.h"
+#include "base/sha256.h"
+#include "cli/command.h"
+#include "cli/version.h"
+#include "eval/backend.h"
+#include "eval/runner.h"
+#include "model/chat_template.h"
+#include "model/engine.h"
+#include "model/tokenizer.h"
+
+namespace rvec::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvalFlags {
+  std::string model;
+  std::string tasks;
+  long long limit = -1;
+  std::string backend = "local";
+  std::string responses;
+  std::string endpoint;
+  std::string served_model;
+  std::string api_key;
+  size_t concurrency = 4;
+  size_t batch_size = 1;
+  double timeout = 300.0;
+  int retries = 3;
+  bool add_bos = false;
+  uint64_t seed = 1234;
+  bool chat = false;
+  bool single_turn = false;
+  std::string system;
+  bool system_given = false;
+  std::string data_dir;
+  std::string out;
+  bool force = false;
+  size_t chunk = 0;
+  size_t max_batch = 16;
+};
+
+// Provenance of a model directory: SHA-256 of its JSON files and of each safetensors header
+// (tensor names, shapes, dtypes, offsets), which identify a checkpoint without hashing gigabytes.
+nlohmann::json ModelHashes(const fs::path& dir) {
+  nlohmann::json h = nlohmann::json::object();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".json" || e.path().extension() == ".jinja") {
+      auto text = ReadFileToString(e.path());
+      if (text.ok()) h[name] = Sha256Hex(*text);
+    } else if (e.path().extension() == ".safetensors") {
+      FILE* f = std::fopen(e.path().c_str(), "rb");
+      if (!f) continue;
+      uint64_t n = 0;
+      unsigned char len[8];
+      if (std::fread(len, 1, 8, f) == 8) {
+        for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+        if (n < (1ULL << 30)) {
+          std::string header(n, '\0');
+          if (std::fread(header.data(), 1, n, f) == n) {
+            h[name] = {{"header_sha256", Sha256Hex(header)}, {"bytes", fs::file_size(e.path())}};
+          }
+        }
+      }
+      std::fclose(f);
+    }
+  }
+  return h;
+}
+
+void PrintTable(const nlohmann::json& results) {
+  std::printf("%-44s %-32s %8s %8s %6s\n", "task", "metric", "value", "stderr", "n");
+  const auto& n = results["n-samples"];
+  for (const auto& [task, entry] : results["results"].items()) {
+    for (const auto& [key, v] : entry.items()) {
+      if (key == "alias" || key.find("_stderr") != std::string::npos || !v.is_number()) continue;
+      const size_t comma = key.find(',');
+      const std::string se_key = key.substr(0, comma) + "_stderr" + key.substr(comma);
+      std::string se = "N/A";
+      if (entry.contains(se_key) && entry[se_key].is_number()) {
+        se = fmt::format("{:.4f}", entry[se_key].get<double>());
+      }
+      const std::string count = n.contains(task) && n[task].contains("effective")
+                                    ? std::to_string(n[task]["effective"].get<size_t>())
+                                    : "";
+      std::printf("%-44s %-32s %8.4f %8s %6s\n", entry.value("alias", task).c_str(), key.c_str(),
+                  v.get<double>(), se.c_str(), count.c_str());
+    }
+  }
+}
+
+Status RunEval(const EvalFlags& f) {
+  if (f.out.empty()) return InvalidArgument("-o RUN_DIR is required");
+  if (f.tasks.empty())
+    return InvalidArgument("--tasks is required (e.g. gsm8k,sciq,bbh_cot_fewshot)");
+  eval::EvalOptions options;
+  for (size_t pos = 0; pos <= f.tasks.size();) {
+    size_t end = f.tasks.find(',', pos);
+    if (end == std::string::npos) end = f.tasks.size();
+    if (end > pos) options.tasks.push_back(f.tasks.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  options.data_dir = eval::ResolveDataDir(f.data_dir);
+  if (f.limit >= 0) options.limit = static_cast<size_t>(f.limit);
+  options.seed = f.seed;
+  options.output_dir = f.out;
+  options.force = f.force;
+  options.show_progress = ShouldShowProgress(Globals().quiet);
+  options.fewshot_as_multiturn = !f.single_turn;
+  if (f.system_given) options.system_instruction = f.system;
+
+  const bool have_model = !f.model.empty();
+  if (have_model && !fs::is_directory(f.model)) {
+    return NotFound("model directory {} does not exist", f.model);
+  }
+  options.provenance = {{"model", have_model ? fs::absolute(f.model).string() : ""},
+                        {"rvec_version", kVersion},
+                        {"argv_backend", f.backend}};
+  if (have_model) options.provenance["model_hashes"] = ModelHashes(f.model);
+
+  std::unique_ptr<ChatTemplate> chat_template;
+  if (f.chat) {
+    if (!have_model) return InvalidArgument("--chat needs MODEL (its chat template is used)");
+    ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::FromModelDir(f.model));
+    chat_template = std::make_unique<ChatTemplate>(std::move(t));
+    options.chat_template = chat_template.get();
+  }
+
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<eval::Backend> backend;
+  if (f.backend == "local") {
+    if (!have_model) return InvalidArgument("the local backend needs MODEL (a model directory)");
+    EngineOptions eo;
+    eo.threads = Globals().threads;
+    eo.max_batch = f.max_batch;
+    ASSIGN_OR_RETURN(engine, Engine::Load(f.model, eo));
+    size_t max_length = 0;
+    if (auto cfg = ReadFileToString(fs::path(f.model) / "config.json"); cfg.ok()) {
+      auto j = nlohmann::json::parse(*cfg, nullptr, false);
+      if (j.is_object() && j.contains("max_position_embeddings") &&
+          j["max_position_embeddings"].is_number_unsigned()) {
+        max_length = j["max_position_embeddings"].get<size_t>();
+      }
+    }
+    ASSIGN_OR_RETURN(backend, eval::MakeLocalBackend(engine.get(), max_length));
+    options.chunk = f.chunk ? f.chunk : std::max<size_t>(64, 4 * f.max_batch);
+  } else if (f.backend == "openai") {
+    eval::OpenAiOptions oo;
+    oo.endpoint = f.endpoint;
+    oo.served_model = f.served_model;
+    oo.api_key = f.api_key;
+    if (oo.api_key.empty()) {
+      if (const char* k = std::getenv("OPENAI_API_KEY")) oo.api_key = k;
+    }
+    oo.concurrency = f.concurrency;
+    oo.batch_size = f.batch_size;
+    oo.timeout_s = f.timeout;
+    oo.max_retries = f.retries;
+    oo.seed = f.seed;
+    oo.add_bos = f.add_bos;
+    if (have_model && fs::exists(fs::path(f.model) / "tokenizer.json")) {
+      ASSIGN_OR_RETURN(Tokenizer t, Tokenizer::FromModelDir(f.model));
+      tokenizer = std::make_unique<Tokenizer>(std::move(t));
+      oo.tokenizer = tokenizer.get();
+    }
+    ASSIGN_OR_RETURN(backend, eval::MakeOpenAiBackend(oo));
+    options.chunk = f.chunk ? f.chunk : std::max<size_t>(32, 4 * f.concurrency * f.batch_size);
+  } else if (f.backend == "replay") {
+    if (f.responses.empty()) return InvalidArgument("the replay backend needs --responses FILE");
+    ASSIGN_OR_RETURN(backend, eval::MakeReplayBackend(f.responses));
+    options.chunk = f.chunk ? f.chunk : 256;
+  } else {
+    return InvalidArgument("--backend must be local, openai or replay (got '{}')", f.backend);
+  }
+
+  ASSIGN_OR_RETURN(nlohmann::json results, eval::RunEvaluation(*backend, options));
+  if (Globals().json) {
+    PrintJson(results.dump(2));
+  } else {
+    PrintTable(results);
+    std::printf("\nwrote %s/results.json and samples_<task>.jsonl\n", f.out.c_str());
+  }
+  return OkStatus();
+}
+
+const RegisterCommand kRegister(
+    "eval", "Evaluate a model on lm-eval tasks (gsm8k, sciq, bbh, ...)", 60, [](CLI::App& app) {
+      auto f = std::make_shared<EvalFlags>();
+      app.description(
+          "Runs lm-evaluation-harness task definitions (prompts, few-shot sampling, filters, "
+          "metrics reproduced exactly) and writes RUN_DIR/results.json (lm-eval's shape) and "
+          "RUN_DIR/samples_<task>.jsonl. An interrupted run resumes when rerun with the same -o.\n"
+          "Data: --data-dir, else $RVEC_DATA, else ~/.local/share/rvec/data (`rvec data pull`).\n\n"
+          "Examples:\n"
+          "  rvec eval ./Qwen2.5-1.5B-Instruct --tasks gsm8k,sciq,bbh_cot_fewshot --chat -o "
+          "runs/base\n"
+          "  rvec eval ./model --backend openai --endpoint http://127.0.0.1:8000/v1 "
+          "--served-model qwen --tasks gsm8k --concurrency 8 -o runs/remote\n"
+          "  rvec eval --backend replay --responses runs/base --tasks gsm8k -o runs/rescored");
+      app.add_option("model", f->model,
+                     "Model directory (local backend; tokenizer and chat "
+                     "template for the others)");
+      app.add_option("--tasks", f->tasks,
+                     "Comma-separated tasks or groups: gsm8k, gsm8k_cot, "
+                     "gsm8k_cot_zeroshot, sciq, bbh_cot_fewshot, bbh_zeroshot, ...");
+      app.add_option("--limit", f->limit, "Evaluate only the first N docs of each task");
+      app.add_option("--backend", f->backend, "local (default), openai or replay");
+      app.add_option("--responses", f->responses,
+                     "replay: saved responses (JSONL) or a previous run directory");
+      app.add_option("--endpoint", f->endpoint, "openai: base URL, e.g. http://127.0.0.1:8000/v1");
+      app.add_option("--served-model", f->served_model, "openai: the server's model name");
+      app.add_option("--api-key", f->api_key, "openai: bearer token (default $OPENAI_API_KEY)");
+      app.add_option("--concurrency", f->concurrency, "openai: requests in flight (default 4)");
+      app.add_option("--batch-size", f->batch_size, "openai: prompts per request (default 1)");
+      app.add_option("--timeout", f->timeout, "openai: seconds per request (default 300)");
+      app.add_option("--retries", f->retries, "openai: attempts per request (default 3)");
+      app.add_flag("--add-bos", f->add_bos, "openai: prepend BOS when tokenizing locally");
+      app.add_option("--seed", f->seed, "Few-shot sampling seed (lm-eval default 1234)");
+      app.add_flag("--chat", f->chat,
+                   "Apply the model's chat template (lm-eval --apply_chat_template "
+                   "--fewshot_as_multiturn)");
+      app.add_flag("--single-turn", f->single_turn,
+                   "With --chat: shots in one user message (fewshot_as_multiturn off)");
+      app.add_option("--system", f->system, "System instruction (lm-eval --system_instruction)")
+          ->each([f](const std::string&) { f->system_given = true; });
+      app.add_option("--data-dir", f->data_dir,
+                     "Data directory (default $RVEC_DATA or "
+                     "~/.local/share/rvec/data)");
+      app.add_option("-o,--output", f->out, "Run directory")->required();
+      app.add_flag("--force", f->force, "Discard an existing run directory");
+      app.add_option("--chunk", f->chunk, "Docs per backend call between checkpoints");
+      app.add_option("--max-batch", f->max_batch, "local: sequences decoded together (default 16)");
+      AddCommonFlags(app);
+      return [f] { return RunEval(*f); };
+    });
+
+}  // namespace
+}  // namespace rvec::cli
