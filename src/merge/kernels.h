@@ -30,6 +30,11 @@ void AddDelta(const float* t, const float* d, size_t n, float* out);
 void AccumulateScaledDifference(float alpha, const float* a, const float* b, size_t n, float* acc);
 // acc[i] += alpha * v[i]
 void AccumulateScaled(float alpha, const float* v, size_t n, float* acc);
+// The direct form's hot path fused into one pass, all bf16:
+// out[i] = bf16(d == 0 ? t : t + d) with d = alpha * (a[i] − b[i]), each operation in f32 —
+// exactly what DecodeToF32 + AccumulateScaledDifference + AddDelta + EncodeFromF32 give.
+void ApplyDifferenceBF16(const uint16_t* t, const uint16_t* a, const uint16_t* b, float alpha,
+                         size_t n, uint16_t* out);
 // out[i] = a[i] - b[i]
 void Subtract(const float* a, const float* b, size_t n, float* out);
 

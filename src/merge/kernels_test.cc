@@ -64,6 +64,34 @@ TEST(Kernels, AccumulateAndAddDeltaMatchScalar) {
   EXPECT_EQ(o[3], 2.5f);
 }
 
+TEST(Kernels, FusedBf16DifferenceMatchesGeneralPath) {
+  const size_t n = 2 * kBlock + 5;
+  std::vector<uint16_t> t(n), a(n), b(n), fused(n), general(n);
+  const auto ft = RandomFloats(n, 7), fa = RandomFloats(n, 8, 0.01f), fb = RandomFloats(n, 9);
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = F32ToBF16(ft[i]);
+    b[i] = F32ToBF16(ft[i] + fb[i] * 0.001f);
+    a[i] = F32ToBF16(BF16ToF32(b[i]) + fa[i]);
+  }
+  // Special values: equal inputs (zero delta), -0 target, infinities and NaN.
+  a[0] = b[0];
+  t[1] = 0x8000;
+  a[1] = b[1];
+  a[2] = 0x7F80;
+  t[3] = 0x7FC1;
+  for (float alpha : {1.0f, 0.3f, -1.0f, 0.0f}) {
+    ApplyDifferenceBF16(t.data(), a.data(), b.data(), alpha, n, fused.data());
+    std::vector<float> tf(n), af(n), bf(n), d(n, 0.0f), o(n);
+    DecodeToF32(DType::kBF16, t.data(), n, tf.data());
+    DecodeToF32(DType::kBF16, a.data(), n, af.data());
+    DecodeToF32(DType::kBF16, b.data(), n, bf.data());
+    AccumulateScaledDifference(alpha, af.data(), bf.data(), n, d.data());
+    AddDelta(tf.data(), d.data(), n, o.data());
+    EncodeFromF32(DType::kBF16, o.data(), n, general.data());
+    EXPECT_EQ(fused, general) << "alpha " << alpha;
+  }
+}
+
 // The reference top-k: sort indices by (magnitude key descending, index ascending).
 std::vector<uint8_t> ReferenceTopK(const std::vector<float>& v, uint64_t k) {
   std::vector<size_t> idx(v.size());

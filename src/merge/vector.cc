@@ -481,6 +481,16 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
       const size_t out_size = DTypeSize(plan.out);
       std::vector<uint8_t>& bytes = scratch.Bytes(worker);
       bytes.resize((end - begin) * out_size);
+      if (plan.out == DType::kBF16 && plan.target.dtype() == DType::kBF16 &&
+          plan.terms.size() == 1 && plan.terms[0].b && plan.terms[0].limit >= end &&
+          plan.terms[0].a.dtype() == DType::kBF16 && plan.terms[0].b->dtype() == DType::kBF16) {
+        // The common direct form on bf16 models, in one fused pass.
+        ApplyDifferenceBF16(reinterpret_cast<const uint16_t*>(raw[0].data()),
+                            reinterpret_cast<const uint16_t*>(raw[1].data()),
+                            reinterpret_cast<const uint16_t*>(raw[2].data()), plan.terms[0].alpha,
+                            end - begin, reinterpret_cast<uint16_t*>(bytes.data()));
+        return writer->Write(i, begin * out_size, bytes.data(), bytes.size());
+      }
       float* t = scratch.Get(worker, 0);
       float* d = scratch.Get(worker, 1);
       float* a = scratch.Get(worker, 2);
