@@ -46,6 +46,7 @@ Status AddTemplate(ChatTemplate::Impl* impl, std::string name, std::string_view 
                    const std::string& label) {
   auto t = jinja::Template::Parse(source);
   if (!t.ok()) {
+    if (label == "<string>") return t.status();
     std::string where = label;
     if (name != "default") where += fmt::format(" (template '{}')", name);
     return t.status().WithContext(where);

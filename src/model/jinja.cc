@@ -617,10 +617,16 @@ std::string ReprString(std::string_view s) {
   return out;
 }
 
-void AppendRepr(std::string& out, const Value& v);
+void AppendRepr(std::string& out, const Value& v, int depth = 0);
 
 // Python str(): what {{ value }} prints.
-void AppendStr(std::string& out, const Value& v) {
+// Only namespaces can hold themselves; the depth bound turns such a cycle into an error.
+constexpr int kMaxPrintDepth = 200;
+
+void AppendStr(std::string& out, const Value& v, int depth = 0) {
+  if (depth > kMaxPrintDepth) {
+    Fail(0, "value nested too deeply to print (a namespace holding itself?)");
+  }
   switch (v.type) {
     case Type::kUndefined:
       return;
@@ -643,7 +649,7 @@ void AppendStr(std::string& out, const Value& v) {
       out += v.is_tuple ? "(" : "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
         if (k) out += ", ";
-        AppendRepr(out, (*v.list)[k]);
+        AppendRepr(out, (*v.list)[k], depth + 1);
       }
       if (v.is_tuple && v.list->size() == 1) out += ",";
       out += v.is_tuple ? ")" : "]";
@@ -655,16 +661,16 @@ void AppendStr(std::string& out, const Value& v) {
       for (const auto& [k, val] : v.dict->items) {
         if (!first) out += ", ";
         first = false;
-        AppendRepr(out, k);
+        AppendRepr(out, k, depth + 1);
         out += ": ";
-        AppendRepr(out, val);
+        AppendRepr(out, val, depth + 1);
       }
       out += "}";
       return;
     }
     case Type::kNamespace: {
       out += "<Namespace ";
-      AppendStr(out, Value::MakeDict(std::make_shared<const Dict>(v.ns->attrs)));
+      AppendStr(out, Value::MakeDict(std::make_shared<const Dict>(v.ns->attrs)), depth + 1);
       out += ">";
       return;
     }
@@ -674,11 +680,11 @@ void AppendStr(std::string& out, const Value& v) {
   }
 }
 
-void AppendRepr(std::string& out, const Value& v) {
+void AppendRepr(std::string& out, const Value& v, int depth) {
   if (v.is_string()) {
     out += ReprString(v.s);
   } else {
-    AppendStr(out, v);
+    AppendStr(out, v, depth);
   }
 }
 
@@ -1548,6 +1554,16 @@ class Parser {
               }
             }
           }
+          if (name_tok.kind == Tok::kName && ends.size() > 0 && IsEndTag(name_tok.value)) {
+            std::string expected;
+            for (auto e : ends) {
+              if (!expected.empty()) expected += " or ";
+              expected += "'" + std::string(e) + "'";
+            }
+            ErrorAt(name_tok, fmt::format("unexpected '{}': the '{}' block opened on line {} "
+                                          "expects {}",
+                                          name_tok.value, opener, opener_line, expected));
+          }
           Next();
           body.push_back(ParseStatement());
           break;
@@ -1556,6 +1572,10 @@ class Parser {
           ErrorAt(t, "unexpected " + Describe(t));
       }
     }
+  }
+
+  static bool IsEndTag(const std::string& n) {
+    return n == "else" || n == "elif" || n.starts_with("end");
   }
 
   StmtPtr ParseStatement() {
@@ -2302,7 +2322,16 @@ class Interp {
            StatusCode::kFailedPrecondition);
     }
   }
+  // Bounds list sizes (memory) the way CheckSize bounds string sizes.
+  void CheckItems(size_t n, int line) {
+    if (n > prog_.limits.max_output_bytes / 16) {
+      Fail(line, "list of " + std::to_string(n) + " items is larger than the template limits allow",
+           StatusCode::kFailedPrecondition);
+    }
+  }
+  int last_line() const { return last_line_; }
   void Step(int line) {
+    last_line_ = line;
     if (++steps_ > prog_.limits.max_steps) {
       Fail(line,
            "template exceeded " + std::to_string(prog_.limits.max_steps) + " evaluation steps",
@@ -2563,7 +2592,9 @@ class Interp {
       }
       case Type::kString: {
         List chars;
-        for (char32_t c : Chars(v)) {
+        const std::u32string u = Chars(v);
+        CheckItems(u.size(), line);
+        for (char32_t c : u) {
           std::string s;
           AppendUtf8(s, c);
           chars.push_back(Value::Str(std::move(s)));
@@ -2889,6 +2920,7 @@ class Interp {
         return Value::Str(l.s + r.s);
       }
       if (l.is_list() && r.is_list() && l.is_tuple == r.is_tuple) {
+        CheckItems(l.list->size() + r.list->size(), line);
         List items = *l.list;
         items.insert(items.end(), r.list->begin(), r.list->end());
         return Value::MakeList(std::move(items), l.is_tuple);
@@ -2925,8 +2957,7 @@ class Interp {
       }
       const size_t total = seq->list->size() * static_cast<size_t>(n);
       if (n > 0 && total / static_cast<size_t>(n) != seq->list->size()) Fail(line, "list too big");
-      if (total > 10'000'000)
-        Fail(line, "list repetition too large", StatusCode::kFailedPrecondition);
+      CheckItems(total, line);
       List items;
       for (int64_t k = 0; k < n; ++k) {
         Step(line);
@@ -3110,6 +3141,7 @@ class Interp {
   const Template::Program& prog_;
   std::string* out_;
   uint64_t steps_ = 0;
+  int last_line_ = 0;
   int call_depth_ = 0;
   Value input_;
   std::vector<FramePtr> macro_frames_;
@@ -3127,10 +3159,11 @@ class Args {
       Fail(a.line, std::string(fn) + "() takes at most " + std::to_string(names_.size()) +
                        " argument(s), got " + std::to_string(a.pos.size()));
     }
-    for (const auto& [k, v] : a.kw) {
-      if (std::find_if(names_.begin(), names_.end(), [&](const char* n) { return k == n; }) ==
+    for (const auto& kv : a.kw) {
+      const std::string& key = kv.first;
+      if (std::find_if(names_.begin(), names_.end(), [&](const char* n) { return key == n; }) ==
           names_.end()) {
-        Fail(a.line, std::string(fn) + "() got an unexpected keyword argument '" + k + "'");
+        Fail(a.line, std::string(fn) + "() got an unexpected keyword argument '" + key + "'");
       }
     }
   }
@@ -4472,10 +4505,11 @@ StatusOr<Template> Template::Parse(std::string_view source, const Limits& limits
 StatusOr<std::string> Template::Render(const nlohmann::ordered_json& variables) const {
   if (!program_) return FailedPrecondition("chat template: Render() on an empty template");
   std::string out;
+  Interp interp(*program_, &out);
   try {
-    Interp interp(*program_, &out);
     interp.Run(variables);
-  } catch (const JinjaError& e) {
+  } catch (JinjaError& e) {
+    if (e.line <= 0) e.line = interp.last_line();
     return Status(e.code, Where(e) + e.message);
   } catch (const std::bad_alloc&) {
     return FailedPrecondition("chat template: out of memory while rendering");
