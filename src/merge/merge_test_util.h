@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,14 +17,26 @@
 
 namespace rvec::merge::testing {
 
-// A fresh scratch directory per call, removed by the caller's fixture (or left in /tmp).
+// Removes the scratch directories when the test binary exits (set RVEC_KEEP_TEST_DIRS to keep).
+struct ScratchCleanup {
+  std::vector<std::filesystem::path> dirs;
+  ~ScratchCleanup() {
+    if (std::getenv("RVEC_KEEP_TEST_DIRS")) return;
+    std::error_code ec;
+    for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+
+// A fresh scratch directory per call, removed at exit.
 inline std::filesystem::path ScratchDir(const std::string& name) {
+  static ScratchCleanup cleanup;
   static std::atomic<int> counter{0};
   const auto dir =
       std::filesystem::temp_directory_path() / ("rvec_merge_test_" + std::to_string(::getpid()) +
                                                 "_" + std::to_string(counter++) + "_" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  cleanup.dirs.push_back(dir);
   return dir;
 }
 
