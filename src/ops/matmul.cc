@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "hwy/cache_control.h"
 #include "ops/matmul_bf16.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -58,6 +59,11 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY
   for (size_t k = 0; k < kv; k += N) {
     V wv[kR];
     for (size_t r = 0; r < kR; ++r) wv[r] = LoadWidened(df, w + r * cols + k);
+    // Few tokens (decode) stream the weights from DRAM once: fetch the next row group early,
+    // which the hardware prefetcher alone does not do well across kR interleaved rows.
+    if constexpr (kT < 4) {
+      for (size_t r = 0; r < kR; ++r) hwy::Prefetch(w + (kR + r) * cols + k);
+    }
     for (size_t t = 0; t < kT; ++t) {
       const V xv = hn::LoadU(df, x + t * x_stride + k);
       for (size_t r = 0; r < kR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);

@@ -46,6 +46,11 @@ RVEC_BF16_TARGET inline __attribute__((always_inline)) void Tile(
     for (size_t r = 0; r < kR; ++r) {
       wv[r] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + r * cols + k));
     }
+    if constexpr (kT < 4) {  // decode: fetch the next row group from DRAM early
+      for (size_t r = 0; r < kR; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + (kR + r) * cols + k), _MM_HINT_T0);
+      }
+    }
     for (size_t t = 0; t < kT; ++t) {
       const __m512bh xv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + t * x_stride + k));
       for (size_t r = 0; r < kR; ++r) acc[t][r] = _mm512_dpbf16_ps(acc[t][r], xv, wv[r]);
