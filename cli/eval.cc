@@ -13,7 +13,9 @@
 #include "cli/command.h"
 #include "cli/version.h"
 #include "eval/backend.h"
+#include "eval/perturb.h"
 #include "eval/runner.h"
+#include "eval/tasks_humaneval.h"
 #include "model/chat_template.h"
 #include "model/engine.h"
 #include "model/tokenizer.h"
@@ -47,6 +49,10 @@ struct EvalFlags {
   bool force = false;
   size_t chunk = 0;
   size_t max_batch = 16;
+  bool allow_code = false;
+  bool unsafe_no_sandbox = false;
+  size_t jobs = 0;
+  std::string perturb;
 };
 
 // Provenance of a model directory: SHA-256 of its JSON files and of each safetensors header
@@ -185,6 +191,12 @@ Status RunEval(const EvalFlags& f) {
     return InvalidArgument("--backend must be local, openai or replay (got '{}')", f.backend);
   }
 
+  eval::SetCodeExecutionOptions({f.allow_code, f.unsafe_no_sandbox, f.jobs, 3.0});
+  if (!f.perturb.empty()) {
+    ASSIGN_OR_RETURN(eval::PerturbationSpec spec, eval::ParsePerturbation(f.perturb));
+    ASSIGN_OR_RETURN(options.tasks, eval::RegisterPerturbedTasks(eval::TaskRegistry::Global(),
+                                                                 options.tasks, spec));
+  }
   ASSIGN_OR_RETURN(nlohmann::json results, eval::RunEvaluation(*backend, options));
   if (Globals().json) {
     PrintJson(results.dump(2));
@@ -242,6 +254,13 @@ const RegisterCommand kRegister(
       app.add_flag("--force", f->force, "Discard an existing run directory");
       app.add_option("--chunk", f->chunk, "Docs per backend call between checkpoints");
       app.add_option("--max-batch", f->max_batch, "local: sequences decoded together (default 16)");
+      app.add_flag("--allow-code-execution", f->allow_code,
+                   "Run model-written code (humaneval) inside the bubblewrap sandbox");
+      app.add_flag("--unsafe-no-sandbox", f->unsafe_no_sandbox,
+                   "Run model-written code without bubblewrap (trusted code only)");
+      app.add_option("--jobs", f->jobs, "Programs executed at once (default: cores)");
+      app.add_option("--perturb", f->perturb,
+                     "KIND[:SEED]: distractor, shuffle_fewshot, hint, typos[=RATE], number_words");
       AddCommonFlags(app);
       return [f] { return RunEval(*f); };
     });

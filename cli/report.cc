@@ -9,6 +9,7 @@
 
 #include "base/fs.h"
 #include "cli/command.h"
+#include "eval/robustness.h"
 
 namespace rvec::cli {
 namespace {
@@ -30,11 +31,16 @@ Status RunReport(const ReportFlags& f) {
     pos = end + 1;
   }
   ASSIGN_OR_RETURN(eval::Report report, eval::BuildReport(dirs, labels));
-  const std::string md = eval::RenderMarkdown(report);
+  // Clean vs perturbed accuracy and the GSM-Plus breakdown, when the runs hold such tasks.
+  ASSIGN_OR_RETURN(eval::RobustnessReport robust, eval::BuildRobustnessReport(dirs, labels));
+  std::string md = eval::RenderMarkdown(report);
+  if (!robust.empty()) md += "\n" + eval::RenderRobustnessMarkdown(robust);
   if (!f.out.empty()) RETURN_IF_ERROR(WriteFileAtomic(f.out, md));
   if (!f.html.empty()) RETURN_IF_ERROR(WriteFileAtomic(f.html, eval::RenderHtml(report)));
   if (Globals().json) {
-    PrintJson(eval::ReportToJson(report).dump(2));
+    nlohmann::json j = eval::ReportToJson(report);
+    if (!robust.empty()) j["robustness"] = eval::RobustnessReportToJson(robust);
+    PrintJson(j.dump(2));
   } else if (f.out.empty()) {
     std::fwrite(md.data(), 1, md.size(), stdout);
   }

@@ -20,7 +20,7 @@ struct TransferFlags {
   size_t limit = 0, control_seeds = 1, concurrency = 4;
   int port = 8000;
   uint64_t seed = 1234;
-  bool chat = false, force = false;
+  bool chat = false, force = false, allow_code = false;
 };
 
 StatusOr<std::vector<double>> ParseAlphas(const std::string& text) {
@@ -91,6 +91,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
     return InvalidArgument("--controls '{}': expected none, random or shuffle", f.controls);
   }
   o.control_seeds = f.control_seeds;
+  o.allow_code_execution = f.allow_code;
   o.force = f.force;
   o.threads = Globals().threads;
   o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);
@@ -148,6 +149,8 @@ const RegisterCommand kTransfer(
                      "replay: DIR/<variant>.jsonl saved responses per variant");
       app.add_option("--controls", f->controls, "none, random (default) or shuffle");
       app.add_option("--control-seeds", f->control_seeds, "Control vectors per kind (default 1)");
+      app.add_flag("--allow-code-execution", f->allow_code,
+                   "Let humaneval run model-written code (in the bubblewrap sandbox)");
       app.add_flag("--force", f->force, "Redo every step");
       AddCommonFlags(app);
       return [f, &app] {

@@ -12,6 +12,7 @@
 #include "base/progress.h"
 #include "base/sha256.h"
 #include "eval/stats.h"
+#include "eval/tasks_humaneval.h"
 
 namespace rvec::eval {
 
@@ -325,12 +326,22 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
           finish[k - begin] = gens[k - begin].finish_reason;
         }
       }
+      // Code-executing tasks run the chunk's programs in parallel (--jobs) before scoring.
+      if (task->config().output_type == OutputType::kGenerateUntil) {
+        RETURN_IF_ERROR(PrecomputeCodeExecution(
+            *task, std::vector<size_t>(pending.begin() + begin, pending.begin() + end), responses,
+            nullptr));
+      }
       std::string lines;
       for (size_t k = begin; k < end; ++k) {
         const size_t id = pending[k];
         ASSIGN_OR_RETURN(DocScore score, task->Score(id, responses[k - begin]));
         records[id] =
             MakeRecord(*task, id, prompts[id], responses[k - begin], finish[k - begin], score);
+        if (auto e = CodeExecutionRecord(*task, id, responses[k - begin].generation);
+            !e.is_null()) {
+          (*records[id])["execution"] = e;
+        }
         lines += records[id]->dump() + "\n";
       }
       out << lines;

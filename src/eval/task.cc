@@ -137,6 +137,8 @@ StatusOr<std::vector<RenderedPrompt>> EvalTask::BuildPrompts(size_t limit,
   std::vector<RenderedPrompt> out(limit);
   for (size_t i = 0; i < limit; ++i) {
     const Doc& doc = test_docs_[i];
+    const std::string gen_prefix =
+        config_.doc_to_gen_prefix ? config_.doc_to_gen_prefix(doc) : config_.gen_prefix;
     RenderedPrompt& rp = out[i];
     auto& turns = rp.structured.turns;
     if (!system_prompt.empty()) turns.push_back({"system", system_prompt, ""});
@@ -155,13 +157,12 @@ StatusOr<std::vector<RenderedPrompt>> EvalTask::BuildPrompts(size_t limit,
       }
       for (size_t j : chosen) {
         const Doc& shot = fewshot_docs_[j];
-        BuildQaTurn(shot_text(shot), shot_target(shot), config_.gen_prefix, shot_delim,
+        BuildQaTurn(shot_text(shot), shot_target(shot), gen_prefix, shot_delim,
                     config_.fewshot_delimiter, &turns);
       }
       rp.fewshot_indices = std::move(chosen);
     }
-    BuildQaTurn(config_.doc_to_text(doc), "", config_.gen_prefix, config_.target_delimiter, "",
-                &turns);
+    BuildQaTurn(config_.doc_to_text(doc), "", gen_prefix, config_.target_delimiter, "", &turns);
     if (chat) {
       ChatTemplateInputs in;
       in.messages = options.fewshot_as_multiturn ? rp.structured.Messages()
@@ -189,8 +190,7 @@ StatusOr<std::vector<RenderedPrompt>> EvalTask::BuildPrompts(size_t limit,
     }
     if (config_.output_type == OutputType::kMultipleChoice) {
       // Under a chat template lm-eval drops the target delimiter (unless a gen_prefix is used).
-      const std::string delim =
-          (chat && config_.gen_prefix.empty()) ? "" : config_.target_delimiter;
+      const std::string delim = (chat && gen_prefix.empty()) ? "" : config_.target_delimiter;
       for (const auto& c : config_.doc_to_choice(doc)) rp.continuations.push_back(delim + c);
     }
   }

@@ -109,6 +109,9 @@ struct TaskConfig {
   std::string target_delimiter = " ";
   std::string fewshot_delimiter = "\n\n";
   std::string gen_prefix;  // start of the assistant turn (humaneval_instruct); usually empty
+  // A per-doc gen_prefix (lm-eval renders gen_prefix as a template of the test doc); overrides
+  // gen_prefix when set.
+  std::function<std::string(const Doc&)> doc_to_gen_prefix;
 
   std::function<std::string(const Doc&)> doc_to_text;
   std::function<std::string(const Doc&)> doc_to_target;  // generation reference / shot answer

@@ -49,7 +49,7 @@ StatusOr<std::string> CheckKnownVector(const fs::path& sft_dir, const fs::path& 
     }
     const uint64_t n = v.NumElements();
     std::vector<float> z(n);
-    SynthNormals(kGrpoSeed, name, 0, z.data(), n);
+    PerturbationNormals(kGrpoSeed, name, 0, z.data(), n);
     for (uint64_t i = 0; i < n; ++i) {
       const float base = LoadAsF32(b.dtype(), b.data, i);
       const float tuned_f32 = base + s * z[i];

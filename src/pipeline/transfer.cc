@@ -15,6 +15,7 @@
 #include "base/sha256.h"
 #include "eval/backend.h"
 #include "eval/runner.h"
+#include "eval/tasks_humaneval.h"
 #include "io/checkpoint.h"
 #include "merge/compat.h"
 #include "merge/control.h"
@@ -203,7 +204,13 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     EngineOptions eo;
     eo.threads = o.threads;
     ASSIGN_OR_RETURN(setup->engine, Engine::Load(v.model_dir, eo));
-    ASSIGN_OR_RETURN(setup->backend, eval::MakeLocalBackend(setup->engine.get()));
+    // lm-eval left-truncates prompts to the model's context, so the local backend needs it.
+    size_t max_length = 0;
+    ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(v.model_dir));
+    if (ckpt.config() && ckpt.config()->max_position_embeddings > 0) {
+      max_length = static_cast<size_t>(ckpt.config()->max_position_embeddings);
+    }
+    ASSIGN_OR_RETURN(setup->backend, eval::MakeLocalBackend(setup->engine.get(), max_length));
     return true;
   }
   if (o.backend == "replay") {
@@ -435,6 +442,9 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
   // 4. Evaluations: same tasks, seed and prompts for every variant.
   Log(log,
       fmt::format("[4/5] evaluating {} variants on {}", variants.size(), fmt::join(o.tasks, ",")));
+  eval::CodeExecutionOptions exec = eval::GetCodeExecutionOptions();
+  exec.allow = o.allow_code_execution;
+  eval::SetCodeExecutionOptions(exec);
   std::vector<std::pair<Variant, fs::path>> finished_runs;
   for (const Variant& v : variants) {
     const fs::path run_dir = o.workdir / "runs" / v.id;

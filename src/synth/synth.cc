@@ -205,6 +205,11 @@ void SynthNormals(uint64_t seed, std::string_view name, uint64_t first, float* o
   StandardNormals(TensorKey(seed, name), first, out, n);
 }
 
+void PerturbationNormals(uint64_t seed, std::string_view name, uint64_t first, float* out,
+                         size_t n) {
+  SynthNormals(seed ^ kPerturbDomain, name, first, out, n);
+}
+
 StatusOr<uint64_t> ShardBudgetFor(const std::vector<TensorSpec>& tensors, size_t shards) {
   if (shards == 0) return InvalidArgument("the number of shards must be at least 1");
   if (shards == 1) return uint64_t{0};

@@ -80,6 +80,11 @@ const SynthTokenizerFiles& SynthTokenizer();
 // value whatever the chunking or thread count. Fills out[0, n) with elements first..first+n.
 void SynthNormals(uint64_t seed, std::string_view name, uint64_t first, float* out, size_t n);
 
+// The N(0, 1) samples WritePerturbedModel adds (times stddev) to elements first..first+n of
+// tensor `name` under perturbation seed `seed`, so callers can recompute a known perturbation.
+void PerturbationNormals(uint64_t seed, std::string_view name, uint64_t first, float* out,
+                         size_t n);
+
 struct SynthOptions {
   std::string preset;
   uint64_t seed = 0;
