@@ -2,7 +2,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,7 +13,7 @@ namespace rvec::cli {
 // Flags every command shares; filled by main before the command runs.
 struct GlobalOptions {
   bool quiet = false;
-  bool json = false;  // machine-readable output where the command supports it
+  bool json = false;   // machine-readable output where the command supports it
   size_t threads = 0;  // 0 = all hardware threads (or RVEC_THREADS)
 };
 GlobalOptions& Globals();

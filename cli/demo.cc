@@ -15,7 +15,7 @@ namespace {
 struct DemoFlags {
   std::string out = "rvec-demo", data_dir, tasks = "gsm8k,sciq,bbh_cot_fewshot";
   std::string preset = "tiny-qwen2";
-  size_t limit = 5;
+  size_t limit = 10;
   bool force = false;
 };
 
@@ -67,7 +67,7 @@ const RegisterCommand kDemo(
     [](CLI::App& app) -> std::function<Status()> {
       auto f = std::make_shared<DemoFlags>();
       app.footer(
-          "Example:\n  rvec demo -o rvec-demo --limit 5\n\n"
+          "Example:\n  rvec demo -o rvec-demo --limit 10\n\n"
           "Makes a random base model, SFT / GRPO / instruct variants that share its initialisation "
           "(GRPO = SFT + a known perturbation), then runs `rvec transfer` on the tasks whose data "
           "are present. The models are random: the scores show that the pipeline works, not the "
@@ -75,7 +75,7 @@ const RegisterCommand kDemo(
       app.add_option("-o,--out", f->out, "Work directory (default rvec-demo)");
       app.add_option("--data-dir", f->data_dir, "Benchmark data (default: RVEC_DATA)");
       app.add_option("--tasks", f->tasks, "Tasks (default gsm8k,sciq,bbh_cot_fewshot)");
-      app.add_option("--limit", f->limit, "Docs per task (default 5)");
+      app.add_option("--limit", f->limit, "Docs per task (default 10)");
       app.add_option("--preset", f->preset, "Miniature architecture (default tiny-qwen2)");
       app.add_flag("--force", f->force, "Redo every step");
       AddCommonFlags(app);

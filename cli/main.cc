@@ -1,6 +1,7 @@
-// rvec entry point: builds the subcommand table, parses flags, runs one command, maps errors to exit codes.
-#include <cstdio>
+// rvec entry point: builds the subcommand table, parses flags, runs one command, maps errors to
+// exit codes.
 #include <algorithm>
+#include <cstdio>
 
 #include "cli/command.h"
 #include "cli/version.h"
@@ -32,9 +33,10 @@ void PrintJson(const std::string& json_text) {
 
 int main(int argc, char** argv) {
   using namespace rvec::cli;
-  CLI::App app{"rvec: extract, analyse, apply and evaluate reasoning vectors (task arithmetic "
-               "between Hugging Face checkpoints).\n\nExample:\n  rvec synth --preset tiny-qwen2 "
-               "-o /tmp/tiny && rvec inspect /tmp/tiny"};
+  CLI::App app{
+      "rvec: extract, analyse, apply and evaluate reasoning vectors (task arithmetic "
+      "between Hugging Face checkpoints).\n\nExample:\n  rvec synth --preset tiny-qwen2 "
+      "-o /tmp/tiny && rvec inspect /tmp/tiny"};
   app.set_version_flag("--version", std::string("rvec ") + rvec::kVersion);
   app.require_subcommand(1);
   app.fallthrough();
@@ -57,9 +59,12 @@ int main(int argc, char** argv) {
   if (!status.ok()) {
     std::fprintf(stderr, "rvec: error: %s\n", status.message().c_str());
     switch (status.code()) {
-      case rvec::StatusCode::kInvalidArgument: return 2;
-      case rvec::StatusCode::kAlreadyExists: return 3;
-      default: return 1;
+      case rvec::StatusCode::kInvalidArgument:
+        return 2;
+      case rvec::StatusCode::kAlreadyExists:
+        return 3;
+      default:
+        return 1;
     }
   }
   return 0;

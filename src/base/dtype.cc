@@ -14,12 +14,12 @@ struct DTypeInfo {
   bool is_float;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kF64, "F64", 8, true},          {DType::kF32, "F32", 4, true},
-    {DType::kF16, "F16", 2, true},          {DType::kBF16, "BF16", 2, true},
-    {DType::kI64, "I64", 8, false},         {DType::kI32, "I32", 4, false},
-    {DType::kI16, "I16", 2, false},         {DType::kI8, "I8", 1, false},
-    {DType::kU8, "U8", 1, false},           {DType::kBool, "BOOL", 1, false},
-    {DType::kF8E4M3, "F8_E4M3", 1, true},   {DType::kF8E5M2, "F8_E5M2", 1, true},
+    {DType::kF64, "F64", 8, true},        {DType::kF32, "F32", 4, true},
+    {DType::kF16, "F16", 2, true},        {DType::kBF16, "BF16", 2, true},
+    {DType::kI64, "I64", 8, false},       {DType::kI32, "I32", 4, false},
+    {DType::kI16, "I16", 2, false},       {DType::kI8, "I8", 1, false},
+    {DType::kU8, "U8", 1, false},         {DType::kBool, "BOOL", 1, false},
+    {DType::kF8E4M3, "F8_E4M3", 1, true}, {DType::kF8E5M2, "F8_E5M2", 1, true},
 };
 
 const DTypeInfo& Info(DType d) { return kDTypes[static_cast<size_t>(d)]; }
@@ -66,7 +66,8 @@ std::optional<DType> ParseUserDType(std::string_view name) {
   std::string lower(name);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "f32" || lower == "float32" || lower == "float") return DType::kF32;
-  if (lower == "f16" || lower == "float16" || lower == "half" || lower == "fp16") return DType::kF16;
+  if (lower == "f16" || lower == "float16" || lower == "half" || lower == "fp16")
+    return DType::kF16;
   if (lower == "bf16" || lower == "bfloat16") return DType::kBF16;
   if (lower == "f64" || lower == "float64") return DType::kF64;
   if (lower == "f8_e4m3" || lower == "float8_e4m3fn") return DType::kF8E4M3;
@@ -138,15 +139,20 @@ float LoadAsF32(DType dtype, const void* data, size_t i) {
       std::memcpy(&v, static_cast<const char*>(data) + 8 * i, 8);
       return static_cast<float>(v);
     }
-    case DType::kF8E4M3: return F8E4M3ToF32(static_cast<const uint8_t*>(data)[i]);
-    case DType::kF8E5M2: return F8E5M2ToF32(static_cast<const uint8_t*>(data)[i]);
-    default: return 0.0f;
+    case DType::kF8E4M3:
+      return F8E4M3ToF32(static_cast<const uint8_t*>(data)[i]);
+    case DType::kF8E5M2:
+      return F8E5M2ToF32(static_cast<const uint8_t*>(data)[i]);
+    default:
+      return 0.0f;
   }
 }
 
 void StoreFromF32(DType dtype, void* data, size_t i, float value) {
   switch (dtype) {
-    case DType::kF32: std::memcpy(static_cast<char*>(data) + 4 * i, &value, 4); break;
+    case DType::kF32:
+      std::memcpy(static_cast<char*>(data) + 4 * i, &value, 4);
+      break;
     case DType::kBF16: {
       const uint16_t h = F32ToBF16(value);
       std::memcpy(static_cast<char*>(data) + 2 * i, &h, 2);
@@ -162,9 +168,14 @@ void StoreFromF32(DType dtype, void* data, size_t i, float value) {
       std::memcpy(static_cast<char*>(data) + 8 * i, &d, 8);
       break;
     }
-    case DType::kF8E4M3: static_cast<uint8_t*>(data)[i] = F32ToF8E4M3(value); break;
-    case DType::kF8E5M2: static_cast<uint8_t*>(data)[i] = F32ToF8E5M2(value); break;
-    default: break;
+    case DType::kF8E4M3:
+      static_cast<uint8_t*>(data)[i] = F32ToF8E4M3(value);
+      break;
+    case DType::kF8E5M2:
+      static_cast<uint8_t*>(data)[i] = F32ToF8E5M2(value);
+      break;
+    default:
+      break;
   }
 }
 

@@ -73,7 +73,7 @@ inline uint16_t F32ToF16(float f) {
   const uint32_t abs = u & 0x7FFFFFFFu;
   if (abs > 0x7F800000u) return sign | 0x7E00u | static_cast<uint16_t>((abs >> 13) & 0x3FFu);
   if (abs >= 0x477FF000u) return sign | 0x7C00u;  // rounds to >= 65536: infinity
-  if (abs >= 0x38800000u) {                        // normal in f16 (>= 2^-14)
+  if (abs >= 0x38800000u) {                       // normal in f16 (>= 2^-14)
     uint32_t r = abs + 0xFFFu + ((abs >> 13) & 1u);
     return sign | static_cast<uint16_t>((r - 0x38000000u) >> 13);
   }

@@ -27,7 +27,8 @@ StatusOr<std::string> ReadFileToString(const fs::path& path) {
 namespace {
 fs::path TempSibling(const fs::path& final_path) {
   std::random_device rd;
-  const fs::path parent = final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
+  const fs::path parent =
+      final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
   return parent / fmt::format(".{}.rvec-tmp-{}-{:08x}", final_path.filename().string(),
                               static_cast<long>(getpid()), rd());
 }

@@ -1,4 +1,5 @@
-// File helpers: whole-file reads, and outputs that appear only when complete (temp sibling + rename).
+// File helpers: whole-file reads, and outputs that appear only when complete (temp sibling +
+// rename).
 #pragma once
 
 #include <filesystem>

@@ -63,7 +63,7 @@ void Progress::Draw(bool final_draw) {
   std::string eta;
   if (!final_draw && done_ > 0 && total_ > done_) {
     eta = fmt::format(" eta {}", HumanDuration(elapsed * static_cast<double>(total_ - done_) /
-                                                 static_cast<double>(done_)));
+                                               static_cast<double>(done_)));
   } else {
     eta = fmt::format(" {}", HumanDuration(elapsed));
   }

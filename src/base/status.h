@@ -11,13 +11,13 @@ namespace rvec {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,  // bad flag, bad spec, bad value
-  kNotFound,         // missing file, tensor or key
-  kAlreadyExists,    // output exists and --force was not given
-  kDataLoss,         // malformed or truncated input file
+  kInvalidArgument,     // bad flag, bad spec, bad value
+  kNotFound,            // missing file, tensor or key
+  kAlreadyExists,       // output exists and --force was not given
+  kDataLoss,            // malformed or truncated input file
   kFailedPrecondition,  // incompatible inputs (shapes, architectures)
-  kUnimplemented,    // valid input that rvec does not support yet
-  kIo,               // the operating system refused (permissions, disk full)
+  kUnimplemented,       // valid input that rvec does not support yet
+  kIo,                  // the operating system refused (permissions, disk full)
   kInternal,
 };
 
@@ -26,8 +26,7 @@ const char* StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -66,8 +65,7 @@ Status DataLoss(fmt::format_string<Args...> format, Args&&... args) {
 }
 template <typename... Args>
 Status FailedPrecondition(fmt::format_string<Args...> format, Args&&... args) {
-  return Status(StatusCode::kFailedPrecondition,
-                fmt::format(format, std::forward<Args>(args)...));
+  return Status(StatusCode::kFailedPrecondition, fmt::format(format, std::forward<Args>(args)...));
 }
 template <typename... Args>
 Status Unimplemented(fmt::format_string<Args...> format, Args&&... args) {
@@ -90,7 +88,7 @@ Status Internal(fmt::format_string<Args...> format, Args&&... args) {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status(StatusCode::kInternal, "StatusOr built from OK status");
   }
@@ -115,10 +113,10 @@ class [[nodiscard]] StatusOr {
 #define RVEC_CONCAT_INNER(a, b) a##b
 #define RVEC_CONCAT(a, b) RVEC_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
-    ::rvec::Status rvec_status_ = (expr);          \
-    if (!rvec_status_.ok()) return rvec_status_;   \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::rvec::Status rvec_status_ = (expr);        \
+    if (!rvec_status_.ok()) return rvec_status_; \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

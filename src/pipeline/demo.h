@@ -19,7 +19,7 @@ struct DemoOptions {
   std::string preset = "tiny-qwen2";
   std::filesystem::path data_dir;  // tasks whose data are missing here are skipped
   std::vector<std::string> tasks = {"gsm8k", "sciq", "bbh_cot_fewshot"};
-  size_t limit = 5;
+  size_t limit = 10;
   double perturbation_std = 0.004;  // of each fine-tune's seeded noise (weights have std 0.02)
   bool force = false;
   size_t threads = 0;
