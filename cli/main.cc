@@ -47,6 +47,14 @@ int main(int argc, char** argv) {
   for (auto& info : registry) {
     CLI::App* sub = app.add_subcommand(info.name, info.summary);
     auto run = info.setup(*sub);
+    // A command may describe itself at length; the top-level list shows only its summary, and
+    // the long text moves into the command's own --help.
+    const std::string long_description = sub->get_description();
+    if (long_description != info.summary) {
+      const std::string footer = sub->get_footer();
+      sub->description(info.summary);
+      sub->footer(long_description + (footer.empty() ? "" : "\n\n" + footer));
+    }
     sub->callback([&action, run] { action = run; });
   }
   try {

@@ -13,7 +13,7 @@ out=docs/cli-reference.md
   echo '```text'
   "$rvec" --help
   echo '```'
-  for cmd in $("$rvec" --help | awk '/^SUBCOMMANDS:/{on=1;next} on && NF {print $1}'); do
+  for cmd in $("$rvec" --help | awk '/^Subcommands:/{on=1;next} on && NF {print $1}'); do
     echo
     echo "## rvec $cmd"
     echo
