@@ -21,6 +21,6 @@ out=docs/cli-reference.md
     "$rvec" "$cmd" --help
     echo '```'
   done
-} >"$out.tmp"
+} | sed "s|$rvec|rvec|g" >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out"
