@@ -8,6 +8,7 @@
 
 #include "base/progress.h"
 #include "cli/command.h"
+#include "cli/timed.h"
 #include "cli/version.h"
 #include "merge/vector.h"
 
@@ -69,12 +70,11 @@ Status RunApply(const ApplyFlags& f) {
   o.force = f.force;
   o.threads = Globals().threads;
   o.version = kVersion;
-  Progress progress("apply", 0, ShouldShowProgress(Globals().quiet || Globals().json), "B");
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(merge::ApplyReport r, merge::Apply(o, &progress));
-  progress.Finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(auto timed, RunWithProgress("apply", [&](Progress* progress) {
+                     return merge::Apply(o, progress);
+                   }));
+  const merge::ApplyReport& r = timed.value;
+  const double seconds = timed.seconds;
   if (Globals().json) {
     PrintJson(nlohmann::json{
         {"output", f.out},

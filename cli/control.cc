@@ -9,6 +9,7 @@
 
 #include "base/progress.h"
 #include "cli/command.h"
+#include "cli/timed.h"
 #include "cli/version.h"
 
 namespace rvec::cli {
@@ -40,12 +41,11 @@ Status RunControl(const ControlFlags& f) {
   o.force = f.force;
   o.threads = Globals().threads;
   o.version = kVersion;
-  Progress progress("control", 0, ShouldShowProgress(Globals().quiet || Globals().json), "B");
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(merge::ControlReport r, merge::MakeControl(o, &progress));
-  progress.Finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(auto timed, RunWithProgress("control", [&](Progress* progress) {
+                     return merge::MakeControl(o, progress);
+                   }));
+  const merge::ControlReport& r = timed.value;
+  const double seconds = timed.seconds;
   if (Globals().json) {
     PrintJson(nlohmann::json{
         {"output", f.out},

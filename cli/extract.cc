@@ -7,6 +7,7 @@
 
 #include "base/progress.h"
 #include "cli/command.h"
+#include "cli/timed.h"
 #include "cli/version.h"
 #include "merge/vector.h"
 
@@ -32,12 +33,11 @@ Status RunExtract(const ExtractFlags& f) {
   o.force = f.force;
   o.threads = Globals().threads;
   o.version = kVersion;
-  Progress progress("extract", 0, ShouldShowProgress(Globals().quiet || Globals().json), "B");
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(merge::ExtractReport r, merge::Extract(o, &progress));
-  progress.Finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(auto timed, RunWithProgress("extract", [&](Progress* progress) {
+                     return merge::Extract(o, progress);
+                   }));
+  const merge::ExtractReport& r = timed.value;
+  const double seconds = timed.seconds;
   if (Globals().json) {
     PrintJson(nlohmann::json{
         {"output", f.out},

@@ -1,0 +1,35 @@
+// Runs a library operation with a byte progress bar (unless --quiet/--json) and times it: the
+// shared shape of the streaming commands (extract, apply, control).
+#pragma once
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+#include "base/progress.h"
+#include "base/status.h"
+#include "cli/command.h"
+
+namespace rvec::cli {
+
+template <typename T>
+struct Timed {
+  T value;
+  double seconds = 0;
+};
+
+// `op(Progress*)` returns StatusOr<T>.
+template <typename Op,
+          typename T = std::remove_cvref_t<decltype(std::declval<Op>()(nullptr).value())>>
+StatusOr<Timed<T>> RunWithProgress(const char* label, Op&& op) {
+  Progress progress(label, 0, ShouldShowProgress(Globals().quiet || Globals().json), "B");
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<T> result = op(&progress);
+  progress.Finish();
+  if (!result.ok()) return result.status();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return Timed<T>{std::move(result).value(), seconds};
+}
+
+}  // namespace rvec::cli
