@@ -47,8 +47,16 @@ int CountProcesses(const std::string& marker) {
   if (!dir) return -1;
   while (dirent* entry = readdir(dir)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + entry->d_name + "/cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Plain read(): a process may exit between readdir and the read (ESRCH), which libstdc++'s
+    // stream buffers report by throwing.
+    std::string cmdline;
+    const int fd = open((std::string("/proc/") + entry->d_name + "/cmdline").c_str(), O_RDONLY);
+    if (fd >= 0) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) cmdline.append(buf, static_cast<size_t>(n));
+      close(fd);
+    }
     if (cmdline.find(marker) != std::string::npos) ++count;
   }
   closedir(dir);
