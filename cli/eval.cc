@@ -49,6 +49,7 @@ struct EvalFlags {
   bool force = false;
   size_t chunk = 0;
   size_t max_batch = 16;
+  bool bf16_activations = false;
   bool allow_code = false;
   bool unsafe_no_sandbox = false;
   size_t jobs = 0;
@@ -151,6 +152,9 @@ Status RunEval(const EvalFlags& f) {
     EngineOptions eo;
     eo.threads = Globals().threads;
     eo.max_batch = f.max_batch;
+    eo.bf16_activations = f.bf16_activations;
+    // A different engine precision gives different logits: part of what a resumed run must match.
+    if (f.bf16_activations) options.provenance["activations"] = "bf16";
     ASSIGN_OR_RETURN(engine, Engine::Load(f.model, eo));
     size_t max_length = 0;
     if (auto cfg = ReadFileToString(fs::path(f.model) / "config.json"); cfg.ok()) {
@@ -254,6 +258,9 @@ const RegisterCommand kRegister(
       app.add_flag("--force", f->force, "Discard an existing run directory");
       app.add_option("--chunk", f->chunk, "Docs per backend call between checkpoints");
       app.add_option("--max-batch", f->max_batch, "local: sequences decoded together (default 16)");
+      app.add_flag("--bf16-activations", f->bf16_activations,
+                   "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
+                   "logits differ by ~1e-2; recorded in results.json)");
       app.add_flag("--allow-code-execution", f->allow_code,
                    "Run model-written code (humaneval) inside the bubblewrap sandbox");
       app.add_flag("--unsafe-no-sandbox", f->unsafe_no_sandbox,

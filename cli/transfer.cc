@@ -20,7 +20,7 @@ struct TransferFlags {
   size_t limit = 0, control_seeds = 1, concurrency = 4;
   int port = 8000;
   uint64_t seed = 1234;
-  bool chat = false, force = false, allow_code = false;
+  bool chat = false, force = false, allow_code = false, bf16_activations = false;
 };
 
 StatusOr<std::vector<double>> ParseAlphas(const std::string& text) {
@@ -92,6 +92,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   }
   o.control_seeds = f.control_seeds;
   o.allow_code_execution = f.allow_code;
+  o.bf16_activations = f.bf16_activations;
   o.force = f.force;
   o.threads = Globals().threads;
   o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);
@@ -151,6 +152,9 @@ const RegisterCommand kTransfer(
       app.add_option("--control-seeds", f->control_seeds, "Control vectors per kind (default 1)");
       app.add_flag("--allow-code-execution", f->allow_code,
                    "Let humaneval run model-written code (in the bubblewrap sandbox)");
+      app.add_flag("--bf16-activations", f->bf16_activations,
+                   "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
+                   "logits differ by ~1e-2; recorded in results.json)");
       app.add_flag("--force", f->force, "Redo every step");
       AddCommonFlags(app);
       return [f, &app] {

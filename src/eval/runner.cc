@@ -175,6 +175,9 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
                                  : nlohmann::json(nullptr)},
       {"backend", backend.Kind()},
       {"model", options.provenance.value("model", nlohmann::json(nullptr))}};
+  if (options.provenance.contains("activations")) {
+    fingerprint["activations"] = options.provenance["activations"];
+  }
 
   const fs::path dir = options.output_dir;
   const fs::path results_path = dir / "results.json";

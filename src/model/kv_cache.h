@@ -13,8 +13,14 @@ namespace rvec {
 
 class KvPool;
 
-// Keys and values of one sequence, f32, laid out [layer][k|v][position][kv_heads * head_dim] so
-// that one head's keys are a strided run for the attention kernel. Not thread-safe.
+// Positions per key tile; the attention kernel (ops/nn.h) reads keys in this layout.
+inline constexpr size_t kKeyTile = 16;
+inline size_t RoundUpToKeyTile(size_t n) { return (n + kKeyTile - 1) / kKeyTile * kKeyTile; }
+
+// Keys and values of one sequence, f32. Values are [layer][position][kv_heads * head_dim]; keys
+// are [layer][kv_head][position / 16][head_dim][16] (kKeyTile positions side by side), so that
+// the attention kernel scores 16 positions per vector, one lane per position. Capacity is rounded
+// up to whole tiles. Not thread-safe.
 class SequenceKv {
  public:
   ~SequenceKv();
@@ -23,10 +29,13 @@ class SequenceKv {
 
   size_t capacity() const { return capacity_; }  // positions
   size_t kv_dim() const { return kv_dim_; }
-  float* K(size_t layer, size_t pos) {
-    return data_.get() + ((layer * 2) * capacity_ + pos) * kv_dim_;
+  // Writes the key and value rows ([kv_heads * head_dim] each) of one position.
+  void Store(size_t layer, size_t pos, const float* k, const float* v);
+  // The key tiles of one kv head (see the class comment).
+  const float* KeyTiles(size_t layer, size_t kv_head) const {
+    return data_.get() + (layer * 2) * capacity_ * kv_dim_ + kv_head * capacity_ * head_dim_;
   }
-  float* V(size_t layer, size_t pos) {
+  const float* V(size_t layer, size_t pos) const {
     return data_.get() + ((layer * 2 + 1) * capacity_ + pos) * kv_dim_;
   }
   // Copies positions [0, n) of every layer from `other` (shared-prefix reuse).
@@ -35,11 +44,13 @@ class SequenceKv {
 
  private:
   friend class KvPool;
-  SequenceKv(KvPool* pool, size_t layers, size_t capacity, size_t kv_dim);
+
+  SequenceKv(KvPool* pool, size_t layers, size_t capacity, size_t kv_dim, size_t head_dim);
   KvPool* pool_;
   size_t layers_;
-  size_t capacity_;
+  size_t capacity_;  // a multiple of kKeyTile
   size_t kv_dim_;
+  size_t head_dim_;
   // Uninitialised on purpose: pages become resident only as positions are written.
   std::unique_ptr<float[]> data_;
 };
@@ -51,7 +62,9 @@ class KvPool {
 
   // nullptr when `capacity` positions do not fit in the remaining budget.
   std::unique_ptr<SequenceKv> TryAllocate(size_t capacity);
-  uint64_t BytesFor(size_t capacity) const { return uint64_t(capacity) * bytes_per_token_; }
+  uint64_t BytesFor(size_t capacity) const {
+    return uint64_t(RoundUpToKeyTile(capacity)) * bytes_per_token_;
+  }
   uint64_t budget() const { return budget_; }
   uint64_t used() const { return used_; }
   uint64_t peak() const { return peak_; }
@@ -60,6 +73,7 @@ class KvPool {
   friend class SequenceKv;
   size_t layers_;
   size_t kv_dim_;
+  size_t head_dim_;
   uint64_t bytes_per_token_;
   uint64_t budget_;
   uint64_t used_ = 0;

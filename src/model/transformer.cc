@@ -33,6 +33,7 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
   Grow(&gate_, n * I), Grow(&up_, n * I), Grow(&rope_, n * D);
   size_t max_ctx = 0;
   for (const TokenInput& t : tokens) max_ctx = std::max(max_ctx, t.pos + 1);
+  max_ctx = RoundUpToKeyTile(max_ctx);  // the attention kernel scores whole key tiles
   Grow(&scores_, workers * max_ctx);
   auto for_tokens = [&](auto&& fn) {
     if (pool_ && n > 1) {
@@ -79,15 +80,14 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
         if (c_.qk_norm) RmsNorm(kh, lw.k_norm.data(), D, c_.rms_eps, kh);
         ApplyRope(kh, D, cos, sin);
       }
-      std::copy_n(&k_[t * KVD], KVD, tokens[t].kv->K(l, tokens[t].pos));
-      std::copy_n(&v_[t * KVD], KVD, tokens[t].kv->V(l, tokens[t].pos));
+      tokens[t].kv->Store(l, tokens[t].pos, &k_[t * KVD], &v_[t * KVD]);
     });
     // Every token of this step has its K/V cached, so attention sees its own chunk causally.
     auto attend = [&](size_t task, size_t worker) {
       const size_t t = task / c_.heads, h = task % c_.heads;
       SequenceKv* kv = tokens[t].kv;
       const size_t kvh = h / group;
-      AttentionHead(&q_[t * QD + h * D], kv->K(l, 0) + kvh * D, kv->V(l, 0) + kvh * D, KVD,
+      AttentionHead(&q_[t * QD + h * D], kv->KeyTiles(l, kvh), kv->V(l, 0) + kvh * D, KVD,
                     tokens[t].pos + 1, D, scale, &scores_[worker * max_ctx], &att_[t * QD + h * D]);
     };
     // Short contexts (decode of a few sequences) are cheaper than waking the workers.

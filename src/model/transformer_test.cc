@@ -186,7 +186,10 @@ TEST(Transformer, KvCacheDecodingEqualsFullRecomputation) {
   }
 }
 
-TEST(Transformer, SequenceInBatchEqualsAloneAndThreadCountInvariant) {
+class BatchInvariance : public ::testing::TestWithParam<MatMulPrecision> {};
+
+TEST_P(BatchInvariance, SequenceInBatchEqualsAloneAndThreadCountInvariant) {
+  const MatMulPrecision precision = GetParam();
   auto m = LoadModel(SynthModel("tiny-qwen2", DType::kBF16));
   ASSERT_TRUE(m);
   const size_t V = m->config.vocab;
@@ -196,13 +199,13 @@ TEST(Transformer, SequenceInBatchEqualsAloneAndThreadCountInvariant) {
   std::vector<std::vector<std::vector<float>>> alone;
   {
     ThreadPool one(1);
-    Transformer tf(m->config, m->weights, &one);
+    Transformer tf(m->config, m->weights, &one, precision);
     KvPool pool(m->config, 1ull << 30);
     for (const auto& s : seqs) alone.push_back(FastAllPositions(tf, pool, s));
   }
   for (size_t threads : {1, 2, 3}) {
     ThreadPool tp(threads);
-    Transformer tf(m->config, m->weights, &tp);
+    Transformer tf(m->config, m->weights, &tp, precision);
     KvPool pool(m->config, 1ull << 30);
     std::vector<std::unique_ptr<SequenceKv>> kvs;
     for (const auto& s : seqs) kvs.push_back(pool.TryAllocate(s.size()));
@@ -236,6 +239,12 @@ TEST(Transformer, SequenceInBatchEqualsAloneAndThreadCountInvariant) {
     }
   }
 }
+
+// The bf16 path picks its kernel by batch size (register transposes for up to 4 tokens, packed
+// panels above); both must give the same bits.
+INSTANTIATE_TEST_SUITE_P(Precisions, BatchInvariance,
+                         ::testing::Values(MatMulPrecision::kExact,
+                                           MatMulPrecision::kBF16Activations));
 
 TEST(Transformer, Bf16ActivationsStayClose) {
   auto m = LoadModel(SynthModel("tiny-qwen2", DType::kBF16));

@@ -171,12 +171,15 @@ struct RowTask {
   size_t r1;
 };
 
-// Rows are cut into chunks of a multiple of 12; which chunk runs where never changes a result,
-// because each output element is computed the same way in any chunk.
-void AppendTasks(size_t job, size_t rows, size_t workers, std::vector<RowTask>* tasks) {
+// Rows are cut into chunks of a multiple of `granule` (whole 4-, 6- and 3-row f32 tiles, or whole
+// 48-row bf16 panels); which chunk runs where never changes a result, because each output element
+// is computed the same way in any chunk.
+void AppendTasks(size_t job, size_t rows, size_t workers, size_t granule,
+                 std::vector<RowTask>* tasks) {
   const size_t target_tasks = std::max<size_t>(1, workers * 4);
   size_t chunk = (rows + target_tasks - 1) / target_tasks;
-  chunk = std::max<size_t>(24, (chunk + 11) / 12 * 12);  // whole 4-, 6- and 3-row tiles
+  chunk =
+      std::max<size_t>(std::max<size_t>(24, granule), (chunk + granule - 1) / granule * granule);
   for (size_t r = 0; r < rows; r += chunk) tasks->push_back({job, r, std::min(rows, r + chunk)});
 }
 
@@ -191,24 +194,43 @@ void MatMulMulti(const float* x, size_t n, size_t x_stride, const MatMulJob* job
                  ThreadPool* pool, MatMulPrecision precision) {
   if (n == 0 || num_jobs == 0) return;
   const size_t workers = pool ? pool->NumWorkers() : 1;
-  std::vector<RowTask> tasks;
-  // Activations rounded to bf16 once per distinct width, shared by the jobs that need them.
-  std::vector<uint16_t> xb;
+  // Activations rounded to bf16 and packed once per distinct width, shared by the jobs that use
+  // the bf16 dot product (q/k/v and gate/up all read the same normalized input).
   size_t xb_cols = 0;
+  for (size_t j = 0; j < num_jobs && xb_cols == 0; ++j) {
+    if (UseBF16Dot(jobs[j].w, precision)) xb_cols = jobs[j].w.cols;
+  }
+  auto dot = [&](const MatMulJob& job) {
+    return xb_cols && UseBF16Dot(job.w, precision) && job.w.cols == xb_cols;
+  };
+  std::vector<RowTask> tasks;
   for (size_t j = 0; j < num_jobs; ++j) {
-    AppendTasks(j, jobs[j].w.rows, workers, &tasks);
-    if (UseBF16Dot(jobs[j].w, precision) && xb.empty()) {
-      xb_cols = jobs[j].w.cols;
-      xb.resize(n * xb_cols);
-      RoundRowsToBF16(x, n, x_stride, xb_cols, xb.data());
+    // The bf16 kernel packs 48 weight rows at a time; chunks of whole panels keep it busy.
+    AppendTasks(j, jobs[j].w.rows, workers, dot(jobs[j]) ? 48 : 12, &tasks);
+  }
+  // Per calling thread; workers see it through `packed` (naming a thread_local in a task would
+  // name the worker's own copy).
+  static thread_local std::vector<uint32_t> xb;
+  uint32_t* const packed =
+      xb_cols ? (xb.resize(PackedActivationsWords(n, xb_cols)), xb.data()) : nullptr;
+  if (xb_cols) {
+    const size_t tiles = (n + kBF16TokenTile - 1) / kBF16TokenTile;
+    auto pack = [&](size_t tile, size_t) {
+      PackActivationsBF16(x, n, x_stride, xb_cols, tile * kBF16TokenTile,
+                          (tile + 1) * kBF16TokenTile, packed);
+    };
+    if (pool && workers > 1 && tiles > 1) {
+      pool->ParallelFor(tiles, pack);
+    } else {
+      for (size_t t = 0; t < tiles; ++t) pack(t, 0);
     }
   }
   auto run = [&](size_t task, size_t) {
     const RowTask& rt = tasks[task];
     const MatMulJob& job = jobs[rt.job];
-    if (UseBF16Dot(job.w, precision) && job.w.cols == xb_cols) {
-      MatMulRowsBF16Dot(xb.data(), n, xb_cols, static_cast<const uint16_t*>(job.w.data), job.w.cols,
-                        rt.r0, rt.r1, job.bias, job.out, job.out_stride);
+    if (dot(job)) {
+      MatMulRowsBF16Dot(packed, n, static_cast<const uint16_t*>(job.w.data), job.w.cols, rt.r0,
+                        rt.r1, job.bias, job.out, job.out_stride);
     } else {
       HWY_DYNAMIC_DISPATCH(MatMulRows)
       (x, n, x_stride, job.w.dtype, job.w.data, job.w.cols, rt.r0, rt.r1, job.bias, job.out,

@@ -1,14 +1,19 @@
-// vdpbf16ps GEMM/GEMV tiles for bf16 weights times bf16-rounded activations (AVX512_BF16 CPUs).
+// vdpbf16ps GEMM for bf16 weights: weight rows are packed 48 at a time into pair-interleaved
+// panels (a register transpose, kept in L2) and multiplied by 8-token activation tiles.
 #include "ops/matmul_bf16.h"
 
-// GCC 12 reports a false maybe-uninitialized inside its own _mm512_reduce_add_ps.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
 
 #include "base/dtype.h"
+#include "ops/convert.h"
 #include "ops/matmul.h"
 
 #define RVEC_BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
@@ -22,108 +27,265 @@ bool HasBF16DotProduct() {
   return has;
 }
 
-void RoundRowsToBF16(const float* x, size_t n, size_t x_stride, size_t cols, uint16_t* out) {
-  for (size_t t = 0; t < n; ++t) {
-    for (size_t k = 0; k < cols; ++k) out[t * cols + k] = F32ToBF16(x[t * x_stride + k]);
+void PackActivationsBF16(const float* x, size_t n, size_t x_stride, size_t cols, size_t t0,
+                         size_t t1, uint32_t* packed) {
+  const size_t pairs = BF16Pairs(cols);
+  std::vector<uint16_t> row(pairs * 2);
+  const size_t end = std::min((t1 + kBF16TokenTile - 1) / kBF16TokenTile * kBF16TokenTile,
+                              (n + kBF16TokenTile - 1) / kBF16TokenTile * kBF16TokenTile);
+  for (size_t t = t0; t < end; ++t) {
+    if (t < n) {
+      ConvertF32ToBF16(x + t * x_stride, row.data(), cols);
+      if (cols % 2) row[cols] = 0;
+    } else {
+      std::fill(row.begin(), row.end(), uint16_t{0});
+    }
+    uint32_t* dst = packed + (t / kBF16TokenTile) * pairs * kBF16TokenTile + t % kBF16TokenTile;
+    for (size_t p = 0; p < pairs; ++p) {
+      dst[p * kBF16TokenTile] = uint32_t{row[2 * p]} | uint32_t{row[2 * p + 1]} << 16;
+    }
   }
+}
+
+float DotBF16Reference(const uint16_t* x, const uint16_t* w, size_t cols) {
+  // vdpbf16ps treats denormal inputs as zero and flushes denormal results.
+  auto ftz = [](float v) {
+    return std::fpclassify(v) == FP_SUBNORMAL ? std::copysign(0.0f, v) : v;
+  };
+  auto elem = [&](const uint16_t* v, size_t k) { return k < cols ? ftz(BF16ToF32(v[k])) : 0.0f; };
+  float acc = 0.0f;
+  for (size_t k = 0; k < cols; k += 2) {
+    acc = ftz(acc + elem(x, k + 1) * elem(w, k + 1));
+    acc = ftz(acc + elem(x, k) * elem(w, k));
+  }
+  return acc;
 }
 
 namespace {
 
-// One vdpbf16ps step adds the products of 32 bf16 pairs into 16 f32 lanes (lane i gets elements
-// 2i and 2i+1). As in the f32 path, each output's accumulation order is independent of the tile.
-template <size_t kT, size_t kR>
-RVEC_BF16_TARGET inline __attribute__((always_inline)) void Tile(
-    const uint16_t* __restrict x, size_t x_stride, const uint16_t* __restrict w, size_t cols,
-    const float* __restrict bias, float* __restrict out, size_t out_stride) {
-  __m512 acc[kT][kR];
-  for (size_t t = 0; t < kT; ++t) {
-    for (size_t r = 0; r < kR; ++r) acc[t][r] = _mm512_setzero_ps();
+constexpr size_t kPanelRows = 48;  // 3 vectors of 16 rows
+
+// A 64-byte aligned per-thread buffer that only grows.
+struct PanelBuffer {
+  uint32_t* data = nullptr;
+  size_t words = 0;
+  ~PanelBuffer() { std::free(data); }
+  uint32_t* Get(size_t need) {
+    if (need > words) {
+      std::free(data);
+      data = static_cast<uint32_t*>(std::aligned_alloc(64, (need * 4 + 63) / 64 * 64));
+      words = need;
+    }
+    return data;
   }
-  const size_t kv = cols - cols % 32;
-  for (size_t k = 0; k < kv; k += 32) {
-    __m512bh wv[kR];
-    for (size_t r = 0; r < kR; ++r) {
-      wv[r] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + r * cols + k));
-    }
-    if constexpr (kT < 4) {  // decode: fetch the next row group from DRAM early
-      for (size_t r = 0; r < kR; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + (kR + r) * cols + k), _MM_HINT_T0);
-      }
-    }
-    for (size_t t = 0; t < kT; ++t) {
-      const __m512bh xv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + t * x_stride + k));
-      for (size_t r = 0; r < kR; ++r) acc[t][r] = _mm512_dpbf16_ps(acc[t][r], xv, wv[r]);
+};
+
+// Word indices for one transpose round: `lo` takes the columns of v[i] whose bit b is clear and
+// fills the others from v[i + b]; `hi` is the complement.
+template <int kB, bool kHi>
+constexpr std::array<int32_t, 16> SwapIndex() {
+  std::array<int32_t, 16> idx{};
+  for (int c = 0; c < 16; ++c) {
+    if (kHi) {
+      idx[c] = (c & kB) ? 16 + c : c + kB;
+    } else {
+      idx[c] = (c & kB) ? 16 + c - kB : c;
     }
   }
-  for (size_t t = 0; t < kT; ++t) {
-    for (size_t r = 0; r < kR; ++r) {
-      float s = _mm512_reduce_add_ps(acc[t][r]);
-      for (size_t k = kv; k < cols; ++k) {
-        s += BF16ToF32(x[t * x_stride + k]) * BF16ToF32(w[r * cols + k]);
+  return idx;
+}
+
+template <int kB>
+RVEC_BF16_TARGET inline __attribute__((always_inline)) void TransposeRound(__m512i v[16]) {
+  alignas(64) static constexpr std::array<int32_t, 16> kLo = SwapIndex<kB, false>();
+  alignas(64) static constexpr std::array<int32_t, 16> kHi = SwapIndex<kB, true>();
+  const __m512i lo = _mm512_load_si512(kLo.data()), hi = _mm512_load_si512(kHi.data());
+  for (int i = 0; i < 16; ++i) {
+    if (i & kB) continue;
+    const __m512i a = v[i], c = v[i + kB];
+    v[i] = _mm512_permutex2var_epi32(a, lo, c);
+    v[i + kB] = _mm512_permutex2var_epi32(a, hi, c);
+  }
+}
+
+// Transposes 16 vectors of 16 words in place: v[i][c] becomes v[c][i]. Four rounds swap the
+// off-diagonal blocks of 8, 4, 2 and 1 words.
+RVEC_BF16_TARGET inline __attribute__((always_inline)) void Transpose16(__m512i v[16]) {
+  TransposeRound<8>(v);
+  TransposeRound<4>(v);
+  TransposeRound<2>(v);
+  TransposeRound<1>(v);
+}
+
+// Loads 16 rows of 32 elements starting at `src` (row stride `cols`), transposes them and stores
+// the first `np` pair vectors to `dst` (stride kPanelRows words). kFull: all 16 rows and 32
+// elements exist, so no masks.
+template <bool kFull>
+RVEC_BF16_TARGET inline __attribute__((always_inline)) void PackBlock(const uint16_t* src,
+                                                                      size_t cols, size_t rows,
+                                                                      __mmask32 kmask, size_t np,
+                                                                      uint32_t* dst) {
+  __m512i v[16];
+  for (size_t i = 0; i < 16; ++i) {
+    if constexpr (kFull) {
+      v[i] = _mm512_loadu_si512(src + i * cols);
+    } else {
+      v[i] = i < rows ? _mm512_maskz_loadu_epi16(kmask, src + i * cols) : _mm512_setzero_si512();
+    }
+  }
+  Transpose16(v);
+  for (size_t j = 0; j < np; ++j) _mm512_store_si512(dst + j * kPanelRows, v[j]);
+}
+
+// panel[p * 48 + i] = elements 2p, 2p+1 of weight row r + i (zeros past `rows` or `cols`).
+RVEC_BF16_TARGET void PackPanel(const uint16_t* w, size_t cols, size_t r, size_t rows,
+                                uint32_t* panel) {
+  const size_t pairs = BF16Pairs(cols);
+  for (size_t g = 0; g * 16 < rows; ++g) {
+    const uint16_t* wg = w + (r + g * 16) * cols;
+    const size_t grows = std::min<size_t>(16, rows - g * 16);
+    for (size_t p0 = 0; p0 < pairs; p0 += 16) {
+      const size_t k0 = p0 * 2;
+      // Decode reads the weights from DRAM once, 16 interleaved row streams, which the hardware
+      // prefetcher alone follows badly: fetch the next group's rows at this column early.
+      for (size_t i = 0; i < 16; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(wg + (16 + i) * cols + k0), _MM_HINT_T0);
       }
-      out[t * out_stride + r] = bias ? s + bias[r] : s;
+      uint32_t* dst = panel + p0 * kPanelRows + g * 16;
+      if (grows == 16 && k0 + 32 <= cols) {
+        PackBlock<true>(wg + k0, cols, 16, 0, 16, dst);
+      } else {
+        const size_t kn = std::min<size_t>(32, cols - k0);
+        const __mmask32 kmask = kn == 32 ? ~__mmask32{0} : (__mmask32{1} << kn) - 1;
+        PackBlock<false>(wg + k0, cols, grows, kmask, std::min<size_t>(16, pairs - p0), dst);
+      }
     }
   }
 }
 
-template <size_t kR>
-RVEC_BF16_TARGET inline __attribute__((always_inline)) void TokenTail(
-    size_t count, const uint16_t* x, size_t x_stride, const uint16_t* w, size_t cols,
-    const float* bias, float* out, size_t out_stride) {
-  switch (count) {
-    case 1:
-      Tile<1, kR>(x, x_stride, w, cols, bias, out, out_stride);
-      break;
-    case 2:
-      Tile<2, kR>(x, x_stride, w, cols, bias, out, out_stride);
-      break;
-    case 3:
-      Tile<3, kR>(x, x_stride, w, cols, bias, out, out_stride);
-      break;
-    default:
-      break;
+// kT tokens x kV vectors of 16 rows. The last vector stores only the lanes in `last`.
+template <size_t kT, size_t kV>
+RVEC_BF16_TARGET void Tile(const uint32_t* __restrict xp, const uint32_t* __restrict panel,
+                           size_t pairs, const float* __restrict bias, float* __restrict out,
+                           size_t out_stride, __mmask16 last) {
+  __m512 acc[kT][kV];
+  for (size_t t = 0; t < kT; ++t) {
+    for (size_t v = 0; v < kV; ++v) acc[t][v] = _mm512_setzero_ps();
+  }
+  for (size_t p = 0; p < pairs; ++p) {
+    __m512bh wv[kV];
+    for (size_t v = 0; v < kV; ++v) {
+      wv[v] = reinterpret_cast<__m512bh>(_mm512_load_si512(panel + p * kPanelRows + v * 16));
+    }
+    for (size_t t = 0; t < kT; ++t) {
+      const __m512bh xv = reinterpret_cast<__m512bh>(
+          _mm512_set1_epi32(static_cast<int>(xp[p * kBF16TokenTile + t])));
+      for (size_t v = 0; v < kV; ++v) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], xv, wv[v]);
+    }
+  }
+  for (size_t v = 0; v < kV; ++v) {
+    const __mmask16 m = v + 1 == kV ? last : __mmask16(0xFFFF);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + v * 16) : _mm512_setzero_ps();
+    for (size_t t = 0; t < kT; ++t) {
+      const __m512 r = bias ? _mm512_add_ps(acc[t][v], b) : acc[t][v];
+      _mm512_mask_storeu_ps(out + t * out_stride + v * 16, m, r);
+    }
   }
 }
+
+// Few tokens (decode): the weights stream from DRAM once, so instead of packing a panel, each
+// transposed block is used straight from the registers. Same per-lane arithmetic as Tile.
+template <size_t kT>
+RVEC_BF16_TARGET void DirectRows(const uint32_t* __restrict xp, const uint16_t* w, size_t cols,
+                                 size_t r0, size_t r1, const float* bias, float* out,
+                                 size_t out_stride) {
+  const size_t pairs = BF16Pairs(cols);
+  for (size_t r = r0; r < r1; r += 16) {
+    const size_t rows = std::min<size_t>(16, r1 - r);
+    const uint16_t* wg = w + r * cols;
+    __m512 acc[kT];
+    for (size_t t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
+    for (size_t p0 = 0; p0 < pairs; p0 += 16) {
+      const size_t k0 = p0 * 2;
+      for (size_t i = 0; i < 16; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(wg + (16 + i) * cols + k0), _MM_HINT_T0);
+      }
+      __m512i v[16];
+      size_t np = 16;
+      if (rows == 16 && k0 + 32 <= cols) {
+        for (size_t i = 0; i < 16; ++i) v[i] = _mm512_loadu_si512(wg + i * cols + k0);
+      } else {
+        const size_t kn = std::min<size_t>(32, cols - k0);
+        const __mmask32 kmask = kn == 32 ? ~__mmask32{0} : (__mmask32{1} << kn) - 1;
+        for (size_t i = 0; i < 16; ++i) {
+          v[i] = i < rows ? _mm512_maskz_loadu_epi16(kmask, wg + i * cols + k0)
+                          : _mm512_setzero_si512();
+        }
+        np = std::min<size_t>(16, pairs - p0);
+      }
+      Transpose16(v);
+      for (size_t j = 0; j < np; ++j) {
+        for (size_t t = 0; t < kT; ++t) {
+          const __m512bh xv = reinterpret_cast<__m512bh>(
+              _mm512_set1_epi32(static_cast<int>(xp[(p0 + j) * kBF16TokenTile + t])));
+          acc[t] = _mm512_dpbf16_ps(acc[t], xv, reinterpret_cast<__m512bh>(v[j]));
+        }
+      }
+    }
+    const __mmask16 m = rows == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + r) : _mm512_setzero_ps();
+    for (size_t t = 0; t < kT; ++t) {
+      _mm512_mask_storeu_ps(out + t * out_stride + r, m, bias ? _mm512_add_ps(acc[t], b) : acc[t]);
+    }
+  }
+}
+
+using TileFn = void (*)(const uint32_t*, const uint32_t*, size_t, const float*, float*, size_t,
+                        __mmask16);
+
+template <size_t kV, size_t... kT>
+constexpr std::array<TileFn, sizeof...(kT)> TileRow(std::index_sequence<kT...>) {
+  return {&Tile<kT + 1, kV>...};
+}
+
+// kTiles[kV - 1][kT - 1]
+const std::array<std::array<TileFn, kBF16TokenTile>, 3> kTiles = {
+    TileRow<1>(std::make_index_sequence<kBF16TokenTile>()),
+    TileRow<2>(std::make_index_sequence<kBF16TokenTile>()),
+    TileRow<3>(std::make_index_sequence<kBF16TokenTile>())};
 
 }  // namespace
 
-RVEC_BF16_TARGET void MatMulRowsBF16Dot(const uint16_t* x, size_t n, size_t x_stride,
-                                        const uint16_t* w, size_t cols, size_t r0, size_t r1,
-                                        const float* bias, float* out, size_t out_stride) {
-  constexpr size_t kT = 4;
-  // 4 tokens x 6 rows: 24 accumulators + 6 weight vectors + 1 activation fit the 32 registers
-  // of AVX-512 and measured ~25% faster than 4x4 on Zen 5.
-  constexpr size_t kR = 6;
-  const size_t block = std::max<size_t>(
-      kT, std::min<size_t>(512, (768u << 10) / (cols * sizeof(uint16_t) + 1) / kT * kT));
-  for (size_t tb = 0; tb < n; tb += block) {
-    const size_t te = n < tb + block ? n : tb + block;
-    size_t r = r0;
-    for (; r + kR <= r1; r += kR) {
-      const uint16_t* wr = w + r * cols;
-      const float* br = bias ? bias + r : nullptr;
-      size_t t = tb;
-      for (; t + kT <= te; t += kT) {
-        Tile<kT, kR>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                     out_stride);
-      }
-      TokenTail<kR>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                    out_stride);
-    }
-    for (; r < r1; ++r) {
-      const uint16_t* wr = w + r * cols;
-      const float* br = bias ? bias + r : nullptr;
-      size_t t = tb;
-      for (; t + kT <= te; t += kT) {
-        Tile<kT, 1>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r, out_stride);
-      }
-      TokenTail<1>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                   out_stride);
+void MatMulRowsBF16Dot(const uint32_t* packed, size_t n, const uint16_t* w, size_t cols, size_t r0,
+                       size_t r1, const float* bias, float* out, size_t out_stride) {
+  switch (n) {
+    case 1:
+      return DirectRows<1>(packed, w, cols, r0, r1, bias, out, out_stride);
+    case 2:
+      return DirectRows<2>(packed, w, cols, r0, r1, bias, out, out_stride);
+    case 3:
+      return DirectRows<3>(packed, w, cols, r0, r1, bias, out, out_stride);
+    case 4:
+      return DirectRows<4>(packed, w, cols, r0, r1, bias, out, out_stride);
+    default:
+      break;
+  }
+  static thread_local PanelBuffer buffer;
+  const size_t pairs = BF16Pairs(cols);
+  uint32_t* panel = buffer.Get(pairs * kPanelRows);
+  for (size_t r = r0; r < r1; r += kPanelRows) {
+    const size_t rows = std::min(kPanelRows, r1 - r);
+    PackPanel(w, cols, r, rows, panel);
+    const size_t vectors = (rows + 15) / 16;
+    const size_t tail = rows - (vectors - 1) * 16;
+    const __mmask16 last = tail == 16 ? __mmask16(0xFFFF) : __mmask16((1u << tail) - 1);
+    const float* br = bias ? bias + r : nullptr;
+    for (size_t t = 0; t < n; t += kBF16TokenTile) {
+      const size_t tokens = std::min(kBF16TokenTile, n - t);
+      kTiles[vectors - 1][tokens - 1](packed + t * pairs, panel, pairs, br,
+                                      out + t * out_stride + r, out_stride, last);
     }
   }
 }
 
 }  // namespace rvec
-
-#pragma GCC diagnostic pop

@@ -10,6 +10,7 @@
 
 #include "base/dtype.h"
 #include "base/threading.h"
+#include "ops/matmul_bf16.h"
 
 namespace rvec {
 namespace {
@@ -103,6 +104,37 @@ TEST(MatMul, BatchAndThreadInvariant) {
         MatMul(x.data() + t * cols, 1, cols, w.view(), bias.data(), single.data(), rows, &two, p);
         for (size_t r = 0; r < rows; ++r) {
           ASSERT_EQ(single[r], all1[t * rows + r]) << "t=" << t << " r=" << r;
+        }
+      }
+    }
+  }
+}
+
+// The AVX512_BF16 kernels (register transposes for up to 4 tokens, packed panels above) against
+// a scalar model of the same arithmetic: every output bit for bit, for shapes with partial
+// 16-row vectors, 48-row panels, 8-token tiles and odd column counts.
+TEST(MatMul, BF16DotMatchesScalarModelBitForBit) {
+  if (!HasBF16DotProduct()) GTEST_SKIP() << "this CPU has no AVX512_BF16; kernel not used";
+  ThreadPool pool(2);
+  uint32_t seed = 100;
+  for (const size_t rows : {1, 15, 16, 17, 47, 48, 49, 100, 145}) {
+    for (const size_t cols : {1, 2, 31, 32, 33, 64, 95, 130}) {
+      const Matrix w = RandomMatrix(DType::kBF16, rows, cols, seed++);
+      const std::vector<float> bias = RandomVector(rows, seed++);
+      for (const size_t n : {1, 2, 3, 4, 5, 8, 9, 17}) {
+        const std::vector<float> x = RandomVector(n * cols, seed++);
+        std::vector<float> out(n * rows);
+        MatMul(x.data(), n, cols, w.view(), bias.data(), out.data(), rows, &pool,
+               MatMulPrecision::kBF16Activations);
+        const auto* wb = reinterpret_cast<const uint16_t*>(w.bytes.data());
+        std::vector<uint16_t> xb(cols);
+        for (size_t t = 0; t < n; ++t) {
+          for (size_t k = 0; k < cols; ++k) xb[k] = F32ToBF16(x[t * cols + k]);
+          for (size_t r = 0; r < rows; ++r) {
+            const float want = DotBF16Reference(xb.data(), wb + r * cols, cols) + bias[r];
+            ASSERT_EQ(out[t * rows + r], want)
+                << "rows=" << rows << " cols=" << cols << " n=" << n << " t=" << t << " r=" << r;
+          }
         }
       }
     }

@@ -1,6 +1,7 @@
 // Highway implementations of the transformer building blocks declared in ops/nn.h.
 #include "ops/nn.h"
 
+#include <algorithm>
 #include <cmath>
 
 // The include order matters: foreach_target re-includes this file once per target.
@@ -116,23 +117,66 @@ void ApplyRopeT(float* x, size_t head_dim, const float* cos, const float* sin) {
   }
 }
 
-void AttentionHeadT(const float* q, const float* k, const float* v, size_t kv_stride, size_t n_ctx,
-                    size_t head_dim, float scale, float* scores, float* out) {
+void AttentionHeadT(const float* q, const float* k_tiles, const float* v, size_t v_stride,
+                    size_t n_ctx, size_t head_dim, float scale, float* scores, float* out) {
   const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
   const size_t N = hn::Lanes(df);
-  for (size_t j = 0; j < n_ctx; ++j) scores[j] = DotImpl(q, k + j * kv_stride, head_dim) * scale;
-  SoftmaxImpl(scores, n_ctx);
-  size_t d = 0;
-  for (; d + N <= head_dim; d += N) {
-    auto acc = hn::Zero(df);
-    for (size_t j = 0; j < n_ctx; ++j) {
-      acc = hn::MulAdd(hn::Set(df, scores[j]), hn::LoadU(df, v + j * kv_stride + d), acc);
+  constexpr size_t kTile = 16;
+  // Scores: each lane is one position, accumulated over d in order. Four vectors are in flight
+  // so the FMA latency is hidden; that grouping does not change any lane's arithmetic.
+  const size_t vectors = (n_ctx + kTile - 1) / kTile * (kTile / N);
+  const V vscale = hn::Set(df, scale);
+  auto tile_vector = [&](size_t i) {  // vector i of the score row: tile i / (16 / N)
+    const size_t per_tile = kTile / N;
+    return k_tiles + (i / per_tile) * kTile * head_dim + (i % per_tile) * N;
+  };
+  size_t i = 0;
+  for (; i + 4 <= vectors; i += 4) {
+    const float* k0 = tile_vector(i);
+    const float* k1 = tile_vector(i + 1);
+    const float* k2 = tile_vector(i + 2);
+    const float* k3 = tile_vector(i + 3);
+    V s0 = hn::Zero(df), s1 = hn::Zero(df), s2 = hn::Zero(df), s3 = hn::Zero(df);
+    for (size_t d = 0; d < head_dim; ++d) {
+      const V qd = hn::Set(df, q[d]);
+      s0 = hn::MulAdd(qd, hn::LoadU(df, k0 + d * kTile), s0);
+      s1 = hn::MulAdd(qd, hn::LoadU(df, k1 + d * kTile), s1);
+      s2 = hn::MulAdd(qd, hn::LoadU(df, k2 + d * kTile), s2);
+      s3 = hn::MulAdd(qd, hn::LoadU(df, k3 + d * kTile), s3);
     }
-    hn::StoreU(acc, df, out + d);
+    hn::StoreU(hn::Mul(s0, vscale), df, scores + i * N);
+    hn::StoreU(hn::Mul(s1, vscale), df, scores + (i + 1) * N);
+    hn::StoreU(hn::Mul(s2, vscale), df, scores + (i + 2) * N);
+    hn::StoreU(hn::Mul(s3, vscale), df, scores + (i + 3) * N);
+  }
+  for (; i < vectors; ++i) {
+    const float* k0 = tile_vector(i);
+    V s0 = hn::Zero(df);
+    for (size_t d = 0; d < head_dim; ++d) {
+      s0 = hn::MulAdd(hn::Set(df, q[d]), hn::LoadU(df, k0 + d * kTile), s0);
+    }
+    hn::StoreU(hn::Mul(s0, vscale), df, scores + i * N);
+  }
+  SoftmaxImpl(scores, n_ctx);
+  // Values: out chunk c accumulates p_j * v_j over j in order; chunks run side by side.
+  constexpr size_t kMaxChunks = 16;
+  size_t d = 0;
+  while (d + N <= head_dim) {
+    const size_t chunks = std::min(kMaxChunks, (head_dim - d) / N);
+    V acc[kMaxChunks];
+    for (size_t c = 0; c < chunks; ++c) acc[c] = hn::Zero(df);
+    for (size_t j = 0; j < n_ctx; ++j) {
+      const V p = hn::Set(df, scores[j]);
+      const float* vj = v + j * v_stride + d;
+      for (size_t c = 0; c < chunks; ++c) acc[c] = hn::MulAdd(p, hn::LoadU(df, vj + c * N), acc[c]);
+    }
+    for (size_t c = 0; c < chunks; ++c) hn::StoreU(acc[c], df, out + d + c * N);
+    d += chunks * N;
   }
   for (; d < head_dim; ++d) {
     float acc = 0.0f;
-    for (size_t j = 0; j < n_ctx; ++j) acc += scores[j] * v[j * kv_stride + d];
+    for (size_t j = 0; j < n_ctx; ++j) acc += scores[j] * v[j * v_stride + d];
     out[d] = acc;
   }
 }
@@ -164,9 +208,10 @@ void Softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxT)(x, n); }
 void ApplyRope(float* x, size_t head_dim, const float* cos, const float* sin) {
   HWY_DYNAMIC_DISPATCH(ApplyRopeT)(x, head_dim, cos, sin);
 }
-void AttentionHead(const float* q, const float* k, const float* v, size_t kv_stride, size_t n_ctx,
-                   size_t head_dim, float scale, float* scores, float* out) {
-  HWY_DYNAMIC_DISPATCH(AttentionHeadT)(q, k, v, kv_stride, n_ctx, head_dim, scale, scores, out);
+void AttentionHead(const float* q, const float* k_tiles, const float* v, size_t v_stride,
+                   size_t n_ctx, size_t head_dim, float scale, float* scores, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionHeadT)
+  (q, k_tiles, v, v_stride, n_ctx, head_dim, scale, scores, out);
 }
 
 }  // namespace rvec

@@ -23,11 +23,13 @@ void Softmax(float* x, size_t n);
 // x[i] <- x[i] cos[i] - x[i + h] sin[i], x[i + h] <- x[i + h] cos[i] + x[i] sin[i], h = head_dim/2.
 void ApplyRope(float* x, size_t head_dim, const float* cos, const float* sin);
 
-// Causal attention of one query head over `n_ctx` cached positions: key j at k + j * kv_stride,
-// value j at v + j * kv_stride. out[head_dim] = softmax(scale * K q) V. `scores` holds n_ctx
-// floats of scratch.
-void AttentionHead(const float* q, const float* k, const float* v, size_t kv_stride, size_t n_ctx,
-                   size_t head_dim, float scale, float* scores, float* out);
+// Causal attention of one query head over `n_ctx` cached positions. Keys come in tiles of 16
+// positions, [n_ctx / 16 rounded up][head_dim][16] from `k_tiles`, so that 16 scores are one
+// vector computed lane by lane in d order; value j is at v + j * v_stride.
+// out[head_dim] = softmax(scale * K q) V. `scores` holds n_ctx rounded up to 16 floats of scratch.
+// Each output depends only on q and the cache, never on other heads or tokens.
+void AttentionHead(const float* q, const float* k_tiles, const float* v, size_t v_stride,
+                   size_t n_ctx, size_t head_dim, float scale, float* scores, float* out);
 
 float Dot(const float* a, const float* b, size_t n);
 

@@ -91,16 +91,25 @@ TEST(Nn, RopeRotateHalf) {
 }
 
 TEST(Nn, AttentionHead) {
-  for (size_t head_dim : {4, 16, 24, 64}) {
-    for (size_t n_ctx : {1, 2, 5, 33}) {
+  for (size_t head_dim : {4, 16, 24, 64, 128}) {
+    for (size_t n_ctx : {1, 2, 5, 33, 64, 65, 100}) {
       const size_t stride = head_dim * 3;  // keys of several heads interleaved
       const auto q = RandomVector(head_dim, 9);
       const auto k = RandomVector(n_ctx * stride, 10);
       const auto v = RandomVector(n_ctx * stride, 11);
-      std::vector<float> scores(n_ctx), out(head_dim);
+      // The kernel's key layout: tiles of 16 positions, [tile][d][16]; lanes past n_ctx are
+      // garbage the kernel must ignore.
+      const size_t tiles = (n_ctx + 15) / 16;
+      std::vector<float> k_tiles(tiles * 16 * head_dim, std::nanf(""));
+      for (size_t j = 0; j < n_ctx; ++j) {
+        for (size_t d = 0; d < head_dim; ++d) {
+          k_tiles[(j / 16) * 16 * head_dim + d * 16 + j % 16] = k[j * stride + d];
+        }
+      }
+      std::vector<float> scores(tiles * 16), out(head_dim);
       const float scale = 1.0f / std::sqrt(float(head_dim));
-      AttentionHead(q.data(), k.data(), v.data(), stride, n_ctx, head_dim, scale, scores.data(),
-                    out.data());
+      AttentionHead(q.data(), k_tiles.data(), v.data(), stride, n_ctx, head_dim, scale,
+                    scores.data(), out.data());
       std::vector<double> p(n_ctx);
       double mx = -1e30, sum = 0;
       for (size_t j = 0; j < n_ctx; ++j) {

@@ -203,6 +203,7 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
   if (o.backend == "local") {
     EngineOptions eo;
     eo.threads = o.threads;
+    eo.bf16_activations = o.bf16_activations;
     ASSIGN_OR_RETURN(setup->engine, Engine::Load(v.model_dir, eo));
     // lm-eval left-truncates prompts to the model's context, so the local backend needs it.
     size_t max_length = 0;
@@ -450,7 +451,7 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
     const fs::path run_dir = o.workdir / "runs" / v.id;
     fs::create_directories(run_dir.parent_path(), ec);
     ASSIGN_OR_RETURN(json model_id, ModelIdentity(v.model_dir));
-    const json eval_key_json = {
+    json eval_key_json = {
         {"model", model_id},
         {"tasks", o.tasks},
         {"limit", o.limit ? json(*o.limit) : json(nullptr)},
@@ -458,6 +459,7 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
         {"chat", o.chat},
         {"system", o.system_instruction ? json(*o.system_instruction) : json(nullptr)},
         {"backend", o.backend}};
+    if (o.backend == "local" && o.bf16_activations) eval_key_json["activations"] = "bf16";
     const std::string key = KeyOf(eval_key_json);
     const std::string step = "eval_" + v.id;
     if (!o.force && state.Done(step, key, run_dir / "results.json")) {
@@ -484,6 +486,7 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
     eo.force = o.force || (state.Has(step) && !state.Done(step, key, run_dir / "results.json") &&
                            fs::exists(run_dir / "results.json"));
     eo.provenance = {{"model", model_id}, {"variant", v.id}, {"rvec_version", o.version}};
+    if (o.backend == "local" && o.bf16_activations) eo.provenance["activations"] = "bf16";
     eo.show_progress = o.show_progress;
     Log(log, "  " + v.id + " ...");
     ASSIGN_OR_RETURN(json results, eval::RunEvaluation(*setup.backend, eo));

@@ -47,6 +47,7 @@ struct TransferOptions {
   std::filesystem::path responses_dir;
   // HumanEval-style tasks execute model code only when allowed.
   bool allow_code_execution = false;
+  bool bf16_activations = false;  // local backend: EngineOptions::bf16_activations
 
   // Controls (norm-matched vectors without v's direction), for the largest |α|.
   ControlKind controls = ControlKind::kRandom;
