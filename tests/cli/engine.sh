@@ -74,4 +74,22 @@ for key in ("prefill", "decode", "simd_target", "peak_rss_bytes", "read_bandwidt
 assert [d["batch"] for d in j["decode"]] == [1, 2]
 assert j["prefill"]["tokens_per_s"] > 0 and 0 < j["decode"][0]["bandwidth_fraction"]
 PY
+
+# bf16 activations: the choice is recorded in results.json, and an unfinished run directory made
+# with the other precision is not resumed with it.
+DATA="${RVEC_TEST_DATA:?RVEC_TEST_DATA must point at shared/data}"
+"$RVEC" eval tiny --tasks sciq --limit 3 --bf16-activations --data-dir "$DATA" -o run_bf16 \
+  -q > /dev/null
+python3 - run_bf16/results.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["config"]["activations"] == "bf16", r["config"]
+PY
+rm run_bf16/results.json
+set +e
+"$RVEC" eval tiny --tasks sciq --limit 3 --data-dir "$DATA" -o run_bf16 -q > /dev/null 2> err.txt
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a bf16-activation run was resumed with f32 activations"
+grep -q "different settings" err.txt || fail "unclear error: $(cat err.txt)"
 echo OK
