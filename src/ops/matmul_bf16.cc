@@ -65,6 +65,9 @@ namespace {
 
 constexpr size_t kPanelRows = 48;  // 3 vectors of 16 rows
 
+// The first `count` (1..16) lanes.
+inline __mmask16 LaneMask(size_t count) { return __mmask16((1u << count) - 1); }
+
 // A 64-byte aligned per-thread buffer that only grows.
 struct PanelBuffer {
   uint32_t* data = nullptr;
@@ -117,24 +120,34 @@ RVEC_BF16_TARGET inline __attribute__((always_inline)) void Transpose16(__m512i 
   TransposeRound<1>(v);
 }
 
-// Loads 16 rows of 32 elements starting at `src` (row stride `cols`), transposes them and stores
-// the first `np` pair vectors to `dst` (stride kPanelRows words). kFull: all 16 rows and 32
-// elements exist, so no masks.
-template <bool kFull>
-RVEC_BF16_TARGET inline __attribute__((always_inline)) void PackBlock(const uint16_t* src,
-                                                                      size_t cols, size_t rows,
-                                                                      __mmask32 kmask, size_t np,
-                                                                      uint32_t* dst) {
-  __m512i v[16];
+// Loads the 16 weight rows starting at `wg` (fewer when `rows` < 16: zeros) at pairs
+// [p0, p0 + 16) and transposes them: v[j] holds pair p0 + j of each row, one row per lane.
+// Returns how many of the 16 pairs exist.
+RVEC_BF16_TARGET inline __attribute__((always_inline)) size_t LoadTransposed(const uint16_t* wg,
+                                                                             size_t cols,
+                                                                             size_t rows, size_t p0,
+                                                                             __m512i v[16]) {
+  const size_t k0 = p0 * 2;
+  // 16 rows read 64 bytes at a time are 16 interleaved streams, which the hardware prefetcher
+  // follows badly when the weights come from DRAM (decode): fetch the next group's rows at this
+  // column early.
   for (size_t i = 0; i < 16; ++i) {
-    if constexpr (kFull) {
-      v[i] = _mm512_loadu_si512(src + i * cols);
-    } else {
-      v[i] = i < rows ? _mm512_maskz_loadu_epi16(kmask, src + i * cols) : _mm512_setzero_si512();
+    _mm_prefetch(reinterpret_cast<const char*>(wg + (16 + i) * cols + k0), _MM_HINT_T0);
+  }
+  size_t np = 16;
+  if (rows == 16 && k0 + 32 <= cols) {
+    for (size_t i = 0; i < 16; ++i) v[i] = _mm512_loadu_si512(wg + i * cols + k0);
+  } else {
+    const size_t kn = std::min<size_t>(32, cols - k0);
+    const __mmask32 kmask = kn == 32 ? ~__mmask32{0} : (__mmask32{1} << kn) - 1;
+    for (size_t i = 0; i < 16; ++i) {
+      v[i] =
+          i < rows ? _mm512_maskz_loadu_epi16(kmask, wg + i * cols + k0) : _mm512_setzero_si512();
     }
+    np = std::min<size_t>(16, BF16Pairs(cols) - p0);
   }
   Transpose16(v);
-  for (size_t j = 0; j < np; ++j) _mm512_store_si512(dst + j * kPanelRows, v[j]);
+  return np;
 }
 
 // panel[p * 48 + i] = elements 2p, 2p+1 of weight row r + i (zeros past `rows` or `cols`).
@@ -145,20 +158,10 @@ RVEC_BF16_TARGET void PackPanel(const uint16_t* w, size_t cols, size_t r, size_t
     const uint16_t* wg = w + (r + g * 16) * cols;
     const size_t grows = std::min<size_t>(16, rows - g * 16);
     for (size_t p0 = 0; p0 < pairs; p0 += 16) {
-      const size_t k0 = p0 * 2;
-      // Decode reads the weights from DRAM once, 16 interleaved row streams, which the hardware
-      // prefetcher alone follows badly: fetch the next group's rows at this column early.
-      for (size_t i = 0; i < 16; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(wg + (16 + i) * cols + k0), _MM_HINT_T0);
-      }
+      __m512i v[16];
+      const size_t np = LoadTransposed(wg, cols, grows, p0, v);
       uint32_t* dst = panel + p0 * kPanelRows + g * 16;
-      if (grows == 16 && k0 + 32 <= cols) {
-        PackBlock<true>(wg + k0, cols, 16, 0, 16, dst);
-      } else {
-        const size_t kn = std::min<size_t>(32, cols - k0);
-        const __mmask32 kmask = kn == 32 ? ~__mmask32{0} : (__mmask32{1} << kn) - 1;
-        PackBlock<false>(wg + k0, cols, grows, kmask, std::min<size_t>(16, pairs - p0), dst);
-      }
+      for (size_t j = 0; j < np; ++j) _mm512_store_si512(dst + j * kPanelRows, v[j]);
     }
   }
 }
@@ -206,24 +209,8 @@ RVEC_BF16_TARGET void DirectRows(const uint32_t* __restrict xp, const uint16_t* 
     __m512 acc[kT];
     for (size_t t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
     for (size_t p0 = 0; p0 < pairs; p0 += 16) {
-      const size_t k0 = p0 * 2;
-      for (size_t i = 0; i < 16; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(wg + (16 + i) * cols + k0), _MM_HINT_T0);
-      }
       __m512i v[16];
-      size_t np = 16;
-      if (rows == 16 && k0 + 32 <= cols) {
-        for (size_t i = 0; i < 16; ++i) v[i] = _mm512_loadu_si512(wg + i * cols + k0);
-      } else {
-        const size_t kn = std::min<size_t>(32, cols - k0);
-        const __mmask32 kmask = kn == 32 ? ~__mmask32{0} : (__mmask32{1} << kn) - 1;
-        for (size_t i = 0; i < 16; ++i) {
-          v[i] = i < rows ? _mm512_maskz_loadu_epi16(kmask, wg + i * cols + k0)
-                          : _mm512_setzero_si512();
-        }
-        np = std::min<size_t>(16, pairs - p0);
-      }
-      Transpose16(v);
+      const size_t np = LoadTransposed(wg, cols, rows, p0, v);
       for (size_t j = 0; j < np; ++j) {
         for (size_t t = 0; t < kT; ++t) {
           const __m512bh xv = reinterpret_cast<__m512bh>(
@@ -232,7 +219,7 @@ RVEC_BF16_TARGET void DirectRows(const uint32_t* __restrict xp, const uint16_t* 
         }
       }
     }
-    const __mmask16 m = rows == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+    const __mmask16 m = LaneMask(rows);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + r) : _mm512_setzero_ps();
     for (size_t t = 0; t < kT; ++t) {
       _mm512_mask_storeu_ps(out + t * out_stride + r, m, bias ? _mm512_add_ps(acc[t], b) : acc[t]);
@@ -278,7 +265,7 @@ void MatMulRowsBF16Dot(const uint32_t* packed, size_t n, const uint16_t* w, size
     PackPanel(w, cols, r, rows, panel);
     const size_t vectors = (rows + 15) / 16;
     const size_t tail = rows - (vectors - 1) * 16;
-    const __mmask16 last = tail == 16 ? __mmask16(0xFFFF) : __mmask16((1u << tail) - 1);
+    const __mmask16 last = LaneMask(tail);
     const float* br = bias ? bias + r : nullptr;
     for (size_t t = 0; t < n; t += kBF16TokenTile) {
       const size_t tokens = std::min(kBF16TokenTile, n - t);
