@@ -44,7 +44,7 @@ void BM_Gsm8kLocal(benchmark::State& state) {
   for (auto _ : state) {
     rvec::eval::EvalOptions o;
     o.tasks = {"gsm8k"};
-    o.data_dir = rvec::TestDataDir("../shared/data");
+    o.data_dir = rvec::TestDataDir(RVEC_TEST_DATA_DEFAULT);
     o.limit = limit;
     o.output_dir = root / "run";
     o.force = true;

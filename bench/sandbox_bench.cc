@@ -12,11 +12,6 @@
 
 extern char** environ;
 
-// Benchmarks get no compile-time data path: set RVEC_TEST_DATA (default: ../shared/data).
-#ifndef RVEC_TEST_DATA_DEFAULT
-#define RVEC_TEST_DATA_DEFAULT "../shared/data"
-#endif
-
 namespace rvec::eval {
 namespace {
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,7 @@
 
 namespace {
 
-std::filesystem::path DataDir() {
-  const char* env = std::getenv("RVEC_TEST_DATA");
-  return env ? std::filesystem::path(env) : std::filesystem::path("../shared/data");
-}
+std::filesystem::path DataDir() { return rvec::TestDataDir(RVEC_TEST_DATA_DEFAULT); }
 
 struct Corpus {
   std::vector<std::string> texts;
@@ -28,11 +26,12 @@ const Corpus& Gsm8k() {
   static const Corpus corpus = [] {
     Corpus c;
     const auto path = DataDir() / "gsm8k" / "train.jsonl";
-    std::ifstream in(path);
-    if (!in) {
-      std::fprintf(stderr, "missing %s (set RVEC_TEST_DATA)\n", path.c_str());
+    auto text = rvec::ReadDataFile(path);
+    if (!text.ok()) {
+      std::fprintf(stderr, "%s (set RVEC_TEST_DATA)\n", text.status().message().c_str());
       std::exit(1);
     }
+    std::istringstream in(*text);
     std::string line;
     while (std::getline(in, line)) {
       const auto row = nlohmann::json::parse(line, nullptr, false);

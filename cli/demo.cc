@@ -2,11 +2,13 @@
 #include "pipeline/demo.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "base/fs.h"
 #include "base/progress.h"
 #include "cli/command.h"
 #include "cli/version.h"
+#include "eval/data.h"
 #include "eval/runner.h"
 
 namespace rvec::cli {
@@ -23,7 +25,10 @@ Status RunDemoCommand(const DemoFlags& f) {
   pipeline::DemoOptions o;
   o.workdir = f.out;
   o.preset = f.preset;
-  o.data_dir = eval::ResolveDataDir(f.data_dir);
+  // The demo runs offline everywhere: unless told otherwise it reads the data that ship with rvec.
+  const char* env = std::getenv("RVEC_DATA");
+  o.data_dir = (f.data_dir.empty() && !(env && *env)) ? eval::BundledDataDir()
+                                                      : eval::ResolveDataDir(f.data_dir);
   o.tasks.clear();
   size_t pos = 0;
   while (pos <= f.tasks.size()) {
@@ -69,11 +74,14 @@ const RegisterCommand kDemo(
       app.footer(
           "Example:\n  rvec demo -o rvec-demo --limit 10\n\n"
           "Makes a random base model, SFT / GRPO / instruct variants that share its initialisation "
-          "(GRPO = SFT + a known perturbation), then runs `rvec transfer` on the tasks whose data "
-          "are present. The models are random: the scores show that the pipeline works, not the "
+          "(GRPO = SFT + a known perturbation), then runs `rvec transfer` on real GSM8K, SciQ and "
+          "BBH documents (the test sets ship with rvec, so it needs no network). The models are "
+          "random: the scores show that the pipeline works, not the "
           "effect.");
       app.add_option("-o,--out", f->out, "Work directory (default rvec-demo)");
-      app.add_option("--data-dir", f->data_dir, "Benchmark data (default: RVEC_DATA)");
+      app.add_option(
+          "--data-dir", f->data_dir,
+          "Benchmark data (default: $RVEC_DATA, else the test sets that ship with rvec)");
       app.add_option("--tasks", f->tasks, "Tasks (default gsm8k,sciq,bbh_cot_fewshot)");
       app.add_option("--limit", f->limit, "Docs per task (default 10)");
       app.add_option("--preset", f->preset, "Miniature architecture (default tiny-qwen2)");

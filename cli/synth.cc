@@ -179,7 +179,7 @@ const RegisterCommand kSynth(
           "Examples:\n"
           "  rvec synth --preset tiny-qwen2 --seed 1 -o /tmp/tiny\n"
           "  rvec synth --preset qwen2.5-1.5b --seed 7 --shards 2 \\\n"
-          "      --tokenizer shared/data/qwen-tokenizer/qwen2.5 -o /tmp/qwen-1.5b\n"
+          "      --tokenizer testdata/qwen-tokenizer/qwen2.5 -o /tmp/qwen-1.5b\n"
           "  rvec synth --from /tmp/tiny --perturb-std 0.002 --seed 2 -o /tmp/tiny-sft\n"
           "  rvec synth --list-presets");
       app.add_option("--preset", f->preset, "Architecture preset (see --list-presets)");

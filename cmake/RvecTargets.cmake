@@ -1,7 +1,9 @@
 # Helpers that give every layer the same shape: one library per folder, one test binary per folder.
 
 set(RVEC_SRC_ROOT ${PROJECT_SOURCE_DIR}/src)
-set(RVEC_TEST_DATA_DEFAULT ${PROJECT_SOURCE_DIR}/../shared/data)
+# Tests read the data vendored in the repository (testdata/, see its README.md); RVEC_TEST_DATA
+# overrides it at run time, e.g. with a directory of full sets from `rvec data pull`.
+set(RVEC_TEST_DATA_DEFAULT ${PROJECT_SOURCE_DIR}/testdata)
 
 function(rvec_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra)

@@ -1,6 +1,6 @@
 // Fuzz target for the tokenizer: arbitrary bytes are encoded (never a crash, deterministic), NFC
 // text round-trips through decode exactly, and streaming decode of arbitrary ids equals Decode.
-// Uses the Qwen2.5 tokenizer.json from RVEC_TEST_DATA when present, else a small built-in one.
+// Uses the Qwen2.5 tokenizer.json[.gz] from RVEC_TEST_DATA when present, else a small built-in one.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fs.h"
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 
@@ -63,7 +64,7 @@ const rvec::Tokenizer& Get() {
     if (data != nullptr) {
       const auto path =
           std::filesystem::path(data) / "qwen-tokenizer" / "qwen2.5" / "tokenizer.json";
-      if (std::filesystem::exists(path)) {
+      if (rvec::DataFileExists(path)) {
         auto t = rvec::Tokenizer::FromFile(path);
         if (!t.ok()) {
           std::fprintf(stderr, "%s\n", t.status().message().c_str());

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages rvec builds and tests with (only those missing), non-interactively.
+# Installs the Debian 12 packages rvec needs (only those missing), non-interactively.
+# Usage: scripts/deps.sh [--main]   --main: only what building and running rvec needs (no test tools)
 set -euo pipefail
 PACKAGES=(cmake g++ make pkg-config python3 libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev libgtest-dev libgmock-dev
-  libbenchmark-dev bubblewrap clang-format)
+  libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev bubblewrap)
+if [ "${1:-}" != "--main" ]; then
+  PACKAGES+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,9 @@ fs::path DataDir() { return TestDataDir(RVEC_TEST_DATA_DEFAULT) / "qwen-tokenize
 std::vector<ojson> ReadRows() {
   const fs::path path = DataDir() / "chat_template_vectors.jsonl";
   std::vector<ojson> rows;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "missing test data file " << path
-                         << " (set RVEC_TEST_DATA to the shared data directory)";
+  auto text = ReadDataFile(path);  // plain or PATH.gz
+  EXPECT_TRUE(text.ok()) << "missing test data file: " << text.status().message();
+  std::istringstream in(text.ok() ? *text : std::string());
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty()) continue;

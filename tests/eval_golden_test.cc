@@ -33,8 +33,9 @@ namespace fs = std::filesystem;
 
 fs::path DataDir() {
   const fs::path d = TestDataDir(RVEC_TEST_DATA_DEFAULT);
-  if (!fs::exists(d / "gsm8k" / "test.jsonl")) {
-    ADD_FAILURE() << "test data missing: " << d << " (set RVEC_TEST_DATA to shared/data)";
+  if (!DataFileExists(d / "gsm8k" / "test.jsonl")) {
+    ADD_FAILURE() << "test data missing: " << (d / "gsm8k" / "test.jsonl[.gz]")
+                  << " (the repository's testdata/, or RVEC_TEST_DATA)";
   }
   return d;
 }
@@ -562,7 +563,7 @@ TEST(EvalGolden, DataPullFromLocalMirrorChecksHashes) {
   httplib::Server server;
   std::atomic<bool> corrupt{false};
   server.Get(R"(/(.+))", [&](const httplib::Request& req, httplib::Response& res) {
-    auto text = ReadFileToString(data / req.matches[1].str());
+    auto text = ReadDataFile(data / req.matches[1].str());  // the mirror serves them plain
     if (!text.ok()) {
       res.status = 404;
       return;

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 fs::path DataDir() {
   const fs::path dir = TestDataDir(RVEC_TEST_DATA_DEFAULT);
   EXPECT_TRUE(fs::exists(dir / "humaneval" / "HumanEval.jsonl.gz"))
-      << "test data missing: set RVEC_TEST_DATA to the shared data directory (" << dir << ")";
+      << "test data missing under " << dir << " (the repository's testdata/, or RVEC_TEST_DATA)";
   return dir;
 }
 

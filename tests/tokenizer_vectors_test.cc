@@ -24,9 +24,9 @@ fs::path DataDir() { return TestDataDir(RVEC_TEST_DATA_DEFAULT) / "qwen-tokenize
 
 std::vector<json> ReadJsonl(const fs::path& path) {
   std::vector<json> rows;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "missing test data file " << path
-                         << " (set RVEC_TEST_DATA to the shared data directory)";
+  auto text = ReadDataFile(path);  // plain or PATH.gz
+  EXPECT_TRUE(text.ok()) << "missing test data file: " << text.status().message();
+  std::istringstream in(text.ok() ? *text : std::string());
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
@@ -53,7 +53,7 @@ class TokenizerVectors : public ::testing::Test {
       const fs::path dir = DataDir() / name;
       auto t = Tokenizer::FromModelDir(dir);
       ASSERT_TRUE(t.ok()) << "cannot load " << dir << ": " << t.status().message()
-                          << " (set RVEC_TEST_DATA to the shared data directory)";
+                          << " (the repository's testdata/, or RVEC_TEST_DATA)";
       tokenizers_->emplace(name, std::move(t).value());
     }
   }

@@ -1,5 +1,8 @@
-// Unit tests for base: Status, scalar dtype conversions, threads, SHA-256, pending outputs.
+// Unit tests for base: Status, scalar dtype conversions, threads, SHA-256, pending outputs,
+// transparent gzip data files.
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -139,6 +142,72 @@ TEST(PendingOutput, AppearsOnlyOnCommit) {
   }
   EXPECT_TRUE(fs::exists(out / "x"));
   EXPECT_EQ(PendingOutput::Create(out, false, true).status().code(), StatusCode::kAlreadyExists);
+  fs::remove_all(dir);
+}
+
+// A gzip member made with zlib's own deflate (the reader must not depend on how it was made).
+std::string Gzip(const std::string& data) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+TEST(DataFile, ReadsPlainOrGzipTransparently) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rvec_datafile_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // Incompressible enough to need several output-buffer growths.
+  std::string text;
+  uint32_t x = 12345;
+  for (int i = 0; i < 400000; ++i) {
+    x = x * 1103515245u + 12345u;
+    text.push_back(static_cast<char>(x >> 24));
+  }
+  ASSERT_TRUE(WriteFileAtomic(dir / "a.jsonl.gz", Gzip(text)).ok());
+  EXPECT_TRUE(DataFileExists(dir / "a.jsonl"));
+  auto got = ReadDataFile(dir / "a.jsonl");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, text);
+
+  // A plain file wins over its compressed sibling.
+  ASSERT_TRUE(WriteFileAtomic(dir / "a.jsonl", "plain").ok());
+  EXPECT_EQ(*ReadDataFile(dir / "a.jsonl"), "plain");
+
+  // Concatenated members decompress to the concatenation, as gzip -d does.
+  ASSERT_TRUE(WriteFileAtomic(dir / "c.txt.gz", Gzip("first ") + Gzip("second")).ok());
+  EXPECT_EQ(*ReadDataFile(dir / "c.txt"), "first second");
+
+  // An empty payload is still a valid file.
+  ASSERT_TRUE(WriteFileAtomic(dir / "e.txt.gz", Gzip("")).ok());
+  EXPECT_EQ(*ReadDataFile(dir / "e.txt"), "");
+
+  // Truncated: a clear error naming the compressed file.
+  const std::string gz = Gzip(text);
+  ASSERT_TRUE(WriteFileAtomic(dir / "t.json.gz", gz.substr(0, gz.size() / 2)).ok());
+  auto bad = ReadDataFile(dir / "t.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("t.json.gz"), std::string::npos);
+
+  // Not gzip at all.
+  ASSERT_TRUE(WriteFileAtomic(dir / "n.json.gz", "not gzip").ok());
+  EXPECT_FALSE(ReadDataFile(dir / "n.json").ok());
+
+  // Missing: both names in the message.
+  EXPECT_FALSE(DataFileExists(dir / "missing.json"));
+  auto missing = ReadDataFile(dir / "missing.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("missing.json.gz"), std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +24,74 @@ StatusOr<std::string> ReadFileToString(const fs::path& path) {
   ss << in.rdbuf();
   if (in.bad()) return IoError("{}: read failed", path.string());
   return ss.str();
+}
+
+StatusOr<std::string> GunzipString(const std::string& gz, const std::string& label) {
+  z_stream zs;
+  std::memset(&zs, 0, sizeof(zs));
+  // 15 + 32: zlib or gzip header detected automatically.
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return Internal("zlib: inflateInit2 failed");
+  std::string out(std::max<size_t>(gz.size() * 4, 1 << 16), '\0');
+  size_t produced = 0;  // zlib's own total_out restarts at every member
+  size_t consumed = 0;
+  int rc = Z_OK;
+  for (;;) {
+    if (zs.avail_in == 0 && consumed < gz.size()) {
+      const size_t chunk = std::min<size_t>(gz.size() - consumed, 1u << 30);
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data() + consumed));
+      zs.avail_in = static_cast<uInt>(chunk);
+      consumed += chunk;
+    }
+    if (produced == out.size()) out.resize(out.size() * 2);
+    const size_t room = std::min<size_t>(out.size() - produced, 1u << 30);
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
+    zs.avail_out = static_cast<uInt>(room);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    produced += room - zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      // Concatenated gzip members (as `cat a.gz b.gz` makes) decompress to the concatenation.
+      if (zs.avail_in == 0 && consumed == gz.size()) break;
+      if (inflateReset(&zs) != Z_OK) break;
+      continue;
+    }
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == gz.size()) break;  // truncated
+    if (rc != Z_OK && rc != Z_BUF_ERROR) break;
+  }
+  const std::string message = zs.msg ? zs.msg : "";
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END) {
+    return DataLoss("{}: corrupt or truncated gzip data{}", label,
+                    message.empty() ? std::string() : " (" + message + ")");
+  }
+  out.resize(produced);
+  return out;
+}
+
+StatusOr<std::string> ReadDataFile(const fs::path& path) {
+  std::error_code ec;
+  if (fs::exists(path, ec)) return ReadFileToString(path);
+  fs::path gz = path;
+  gz += ".gz";
+  if (!fs::exists(gz, ec)) {
+    return NotFound("{}: no such file (nor {})", path.string(), gz.filename().string());
+  }
+  ASSIGN_OR_RETURN(std::string compressed, ReadFileToString(gz));
+  return GunzipString(compressed, gz.string());
+}
+
+bool DataFileExists(const fs::path& path) {
+  std::error_code ec;
+  if (fs::exists(path, ec)) return true;
+  fs::path gz = path;
+  gz += ".gz";
+  return fs::exists(gz, ec);
+}
+
+fs::path ExecutableDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  return exe.parent_path();
 }
 
 namespace {

@@ -11,6 +11,15 @@ namespace rvec {
 
 StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
 
+// Reads a data file that may be stored gzip-compressed: `path` itself if it exists, else
+// `path` + ".gz" decompressed (the vendored data keep large files compressed). The error names
+// both candidates when neither exists, and the file when the gzip stream is corrupt.
+StatusOr<std::string> ReadDataFile(const std::filesystem::path& path);
+// True when ReadDataFile(path) would find a file (plain or ".gz").
+bool DataFileExists(const std::filesystem::path& path);
+// Decompresses a gzip stream held in memory; `label` names it in errors.
+StatusOr<std::string> GunzipString(const std::string& gz, const std::string& label);
+
 // Writes `contents` to a temporary sibling, fsyncs, and renames over `path`.
 Status WriteFileAtomic(const std::filesystem::path& path, const std::string& contents);
 
@@ -40,7 +49,10 @@ class PendingOutput {
   bool committed_ = true;
 };
 
-// RVEC test data root: env RVEC_TEST_DATA, else `fallback`.
+// RVEC test data root: env RVEC_TEST_DATA, else `fallback` (the repository's testdata/).
 std::filesystem::path TestDataDir(const std::string& fallback);
+
+// The directory of the running executable (from /proc/self/exe); empty if it cannot be read.
+std::filesystem::path ExecutableDir();
 
 }  // namespace rvec

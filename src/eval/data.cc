@@ -17,8 +17,22 @@ namespace rvec::eval {
 
 namespace fs = std::filesystem;
 
+std::filesystem::path BundledDataDir() {
+  std::vector<fs::path> candidates;
+  if (const fs::path exe = ExecutableDir(); !exe.empty()) {
+    candidates.push_back(exe / RVEC_INSTALL_DATA_REL);
+  }
+  candidates.emplace_back(RVEC_SOURCE_TESTDATA);
+  for (const fs::path& dir : candidates) {
+    std::error_code ec;
+    // A data directory holds at least the GSM8K test set (every bundled tree does).
+    if (DataFileExists(dir / "gsm8k" / "test.jsonl")) return fs::weakly_canonical(dir, ec);
+  }
+  return {};
+}
+
 const std::vector<DataFile>& DataManifest() {
-  // Generated from the files of ../shared/data (byte copies of the sources named in their
+  // Generated from the full upstream files (byte copies of the sources named in testdata/*/
   // SOURCE.md): path, source URL at a pinned commit, SHA-256, size.
   static const std::vector<DataFile> kFiles = {
       {"gsm8k", "gsm8k/test.jsonl",
@@ -271,6 +285,28 @@ const std::vector<DataFile>& DataManifest() {
        "https://raw.githubusercontent.com/apple/ml-gsm-symbolic/"
        "b6a1625025fc857300203bac9f617e5d8ec99f65/generated_data/GSM_p2.jsonl",
        "f7d6701619f824f4fedd0a914b1cfbc0fd31f61617887aa7fe318d018dda3f29", 3995468},
+      // Competition math, as the Qwen2.5-Math evaluation publishes it (same bytes in
+      // QwenLM/Qwen2.5-Math evaluation/data/).
+      {"math", "math/math500/test.jsonl",
+       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+       "1b9885d817962a8494728376625ce6605772edbd/data/math500/test.jsonl",
+       "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132", 446564},
+      {"math", "math/aime24/test.jsonl",
+       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+       "1b9885d817962a8494728376625ce6605772edbd/data/aime24/test.jsonl",
+       "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac", 156944},
+      {"math", "math/amc23/test.jsonl",
+       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+       "1b9885d817962a8494728376625ce6605772edbd/data/amc23/test.jsonl",
+       "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4", 27631},
+      {"math", "math/minerva_math/test.jsonl",
+       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+       "1b9885d817962a8494728376625ce6605772edbd/data/minerva_math/test.jsonl",
+       "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2", 247267},
+      {"math", "math/olympiadbench/test.jsonl",
+       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+       "1b9885d817962a8494728376625ce6605772edbd/data/olympiadbench/test.jsonl",
+       "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416", 1493870},
   };
   return kFiles;
 }
@@ -370,6 +406,20 @@ Status CheckFile(const std::string& contents, const DataFile& f, const std::stri
   return OkStatus();
 }
 
+// A failed download, in one line: what was tried, why it failed, that nothing was written, and
+// how to go on without a network.
+Status DownloadFailed(const Status& cause, const fs::path& data_dir) {
+  if (cause.code() != StatusCode::kIo) return cause;
+  std::string bundled;
+  if (const fs::path b = BundledDataDir(); !b.empty()) {
+    bundled = fmt::format(" (the test sets that ship with rvec are in {})", b.string());
+  }
+  return IoError(
+      "{} — no network? Nothing was written to {}. Offline, pass --data-dir DIR (or set "
+      "RVEC_DATA) to a directory that holds the data{}",
+      cause.message(), data_dir.string(), bundled);
+}
+
 }  // namespace
 
 StatusOr<std::string> ExtractZipMember(const std::string& zip, const std::string& member) {
@@ -438,8 +488,10 @@ StatusOr<PullReport> PullData(const std::vector<std::string>& datasets,
     if (!options.mirror.empty()) {
       source = options.mirror + "/" + f.path;
       Progress progress(f.path, f.size, options.show_progress, "B");
-      ASSIGN_OR_RETURN(contents, HttpGet(source, options.timeout_s, &progress));
+      auto got = HttpGet(source, options.timeout_s, &progress);
       progress.Finish();
+      if (!got.ok()) return DownloadFailed(got.status(), options.data_dir);
+      contents = std::move(got).value();
     } else if (f.url.rfind("zip:", 0) == 0) {
       if (!archives.count(f.dataset)) {
         const DataArchive* archive = nullptr;
@@ -448,12 +500,14 @@ StatusOr<PullReport> PullData(const std::vector<std::string>& datasets,
         }
         if (!archive) return Internal("no archive for {}", f.dataset);
         Status last;
+        std::string failures;
         for (const auto& url : archive->urls) {
           Progress progress(f.dataset + " archive", archive->size, options.show_progress, "B");
           auto zip = HttpGet(url, options.timeout_s, &progress);
           progress.Finish();
           if (!zip.ok()) {
-            last = zip.status();
+            failures += (failures.empty() ? "" : "; ") + zip.status().message();
+            last = IoError("{}", failures);  // every URL tried, in one line
             continue;
           }
           if (Sha256Hex(*zip) != archive->sha256) {
@@ -463,15 +517,17 @@ StatusOr<PullReport> PullData(const std::vector<std::string>& datasets,
           archives[f.dataset] = std::move(zip).value();
           break;
         }
-        if (!archives.count(f.dataset)) return last;
+        if (!archives.count(f.dataset)) return DownloadFailed(last, options.data_dir);
       }
       source = "archive member " + f.url.substr(4);
       ASSIGN_OR_RETURN(contents, ExtractZipMember(archives[f.dataset], f.url.substr(4)));
     } else {
       source = f.url;
       Progress progress(f.path, f.size, options.show_progress, "B");
-      ASSIGN_OR_RETURN(contents, HttpGet(source, options.timeout_s, &progress));
+      auto got = HttpGet(source, options.timeout_s, &progress);
       progress.Finish();
+      if (!got.ok()) return DownloadFailed(got.status(), options.data_dir);
+      contents = std::move(got).value();
     }
     RETURN_IF_ERROR(CheckFile(contents, f, source));
     std::error_code ec;
@@ -490,11 +546,11 @@ StatusOr<std::vector<std::string>> VerifyData(const std::vector<std::string>& da
   for (const DataFile& f : DataManifest()) {
     if (std::find(wanted.begin(), wanted.end(), f.dataset) == wanted.end()) continue;
     const fs::path p = data_dir / f.path;
-    if (!fs::exists(p)) {
+    if (!DataFileExists(p)) {
       problems.push_back(p.string() + ": missing");
       continue;
     }
-    ASSIGN_OR_RETURN(std::string contents, ReadFileToString(p));
+    ASSIGN_OR_RETURN(std::string contents, ReadDataFile(p));
     if (Sha256Hex(contents) != f.sha256) problems.push_back(p.string() + ": SHA-256 mismatch");
   }
   return problems;

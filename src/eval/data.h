@@ -26,6 +26,11 @@ struct DataArchive {
   uint64_t size = 0;
 };
 
+// The evaluation data that ship with rvec (whole test sets, gzip-compressed where it pays; see
+// testdata/README.md): <executable dir>/RVEC_INSTALL_DATA_REL in an installed tree, else the source
+// tree's testdata/ for a build tree. Empty when neither holds any data set.
+std::filesystem::path BundledDataDir();
+
 // Every file rvec's tasks read, with its pinned source and hash.
 const std::vector<DataFile>& DataManifest();
 // Archives that some data sets ship in (SciQ's official SciQ.zip).
@@ -55,6 +60,7 @@ struct PullReport {
 StatusOr<PullReport> PullData(const std::vector<std::string>& datasets, const PullOptions& options);
 
 // Checks the present files of the data sets; returns the problems found (missing / bad hash).
+// A file stored as FILE.gz is checked by the SHA-256 of its decompressed contents.
 StatusOr<std::vector<std::string>> VerifyData(const std::vector<std::string>& datasets,
                                               const std::filesystem::path& data_dir);
 

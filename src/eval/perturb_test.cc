@@ -21,8 +21,8 @@ const std::string kQuestion =
 
 std::filesystem::path DataDir() {
   const auto dir = TestDataDir(RVEC_TEST_DATA_DEFAULT);
-  EXPECT_TRUE(std::filesystem::exists(dir / "gsm8k" / "test.jsonl"))
-      << "test data missing: set RVEC_TEST_DATA to the shared data directory (" << dir << ")";
+  EXPECT_TRUE(DataFileExists(dir / "gsm8k" / "test.jsonl"))
+      << "test data missing under " << dir << " (the repository's testdata/, or RVEC_TEST_DATA)";
   return dir;
 }
 

@@ -30,7 +30,7 @@ Status CheckFields(const std::vector<Doc>& docs, const fs::path& path,
 
 Status LoadGsmSymbolicP2(const fs::path& dir, std::vector<Doc>* test) {
   const fs::path path = dir / "gsm_symbolic" / "GSM_p2.jsonl";
-  if (!fs::exists(path)) return MissingDataError(path, "gsm_symbolic");
+  if (!DataFileExists(path)) return MissingDataError(path, "gsm_symbolic");
   ASSIGN_OR_RETURN(*test, ReadJsonLines(path));
   return CheckFields(*test, path, {"question", "answer"});
 }
@@ -150,7 +150,7 @@ TaskConfig GsmPlusMiniConfig() {
   c.fewshot_from_test_split = true;
   c.load = [](const fs::path& dir, std::vector<Doc>* test, std::vector<Doc>* pool) -> Status {
     const fs::path path = dir / "gsm_plus" / "gsmplus_testmini.jsonl";
-    if (!fs::exists(path)) return MissingDataError(path, "gsm_plus");
+    if (!DataFileExists(path)) return MissingDataError(path, "gsm_plus");
     ASSIGN_OR_RETURN(*test, ReadJsonLines(path));
     RETURN_IF_ERROR(CheckFields(*test, path, {"question", "solution", "perturbation_type"}));
     *pool = *test;  // lm-eval: fewshot_split == test_split == testmini

@@ -13,8 +13,8 @@ namespace {
 
 std::filesystem::path DataDir() {
   const auto dir = TestDataDir(RVEC_TEST_DATA_DEFAULT);
-  EXPECT_TRUE(std::filesystem::exists(dir / "gsm_plus" / "gsmplus_testmini.jsonl"))
-      << "test data missing: set RVEC_TEST_DATA to the shared data directory (" << dir << ")";
+  EXPECT_TRUE(DataFileExists(dir / "gsm_plus" / "gsmplus_testmini.jsonl"))
+      << "test data missing under " << dir << " (the repository's testdata/, or RVEC_TEST_DATA)";
   return dir;
 }
 

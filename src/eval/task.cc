@@ -6,6 +6,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "eval/data.h"
 #include "eval/pyrandom.h"
 #include "eval/pyre.h"
 #include "model/chat_template.h"
@@ -353,15 +354,22 @@ Filter TakeFirstFilter(std::string name) {
 // -----------------------------------------------------------------------------------------
 
 Status MissingDataError(const std::filesystem::path& path, const std::string& dataset) {
+  std::string bundled_hint;
+  const std::filesystem::path bundled = BundledDataDir();
+  std::error_code ec;
+  if (!bundled.empty() && std::filesystem::is_directory(bundled / dataset, ec)) {
+    bundled_hint =
+        fmt::format(". A copy of its test set ships with rvec: --data-dir {}", bundled.string());
+  }
   return NotFound(
       "data set '{}' not found: {} does not exist. Download it with `rvec data pull {}` (into the "
       "default data directory, or --data-dir DIR), or point --data-dir / RVEC_DATA at a directory "
-      "holding {}/",
-      dataset, path.string(), dataset, dataset);
+      "holding {}/{}",
+      dataset, path.string(), dataset, dataset, bundled_hint);
 }
 
 StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::string text, ReadDataFile(path));
   std::vector<Doc> docs;
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
@@ -382,7 +390,7 @@ StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
 
 StatusOr<std::vector<Doc>> ReadJsonArray(const std::filesystem::path& path,
                                          const std::string& key) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  ASSIGN_OR_RETURN(std::string text, ReadDataFile(path));
   Doc d = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (d.is_discarded()) return DataLoss("{}: not valid JSON", path.string());
   if (!key.empty()) {

@@ -246,7 +246,8 @@ Filter RegexFilter(std::string name, const std::string& pattern, int group_selec
 // take_first alone: the whole raw generation.
 Filter TakeFirstFilter(std::string name);
 
-// Data helpers: JSON Lines / JSON array files with clear errors naming the file and line.
+// Data helpers: JSON Lines / JSON array files (plain, or FILE.gz beside the named path) with clear
+// errors naming the file and line.
 StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path);
 StatusOr<std::vector<Doc>> ReadJsonArray(const std::filesystem::path& path,
                                          const std::string& key = "");

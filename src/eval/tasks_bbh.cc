@@ -56,7 +56,7 @@ constexpr std::string_view kStep = "\nA: Let's think step by step.";
 Status LoadBbh(const std::filesystem::path& data_dir, const std::string& subtask, bool cot,
                std::vector<Doc>* test, std::vector<Doc>* fewshot) {
   const auto path = data_dir / "bbh" / "bbh" / (subtask + ".json");
-  if (!std::filesystem::exists(path)) return MissingDataError(path, "bbh");
+  if (!DataFileExists(path)) return MissingDataError(path, "bbh");
   ASSIGN_OR_RETURN(*test, ReadJsonArray(path, "examples"));
   for (size_t i = 0; i < test->size(); ++i) {
     if (!(*test)[i].contains("input") || !(*test)[i].contains("target")) {
@@ -435,8 +435,8 @@ StatusOr<BbhCotPrompt> ParseBbhCotPrompt(const std::string& text, const std::str
 StatusOr<BbhCotPrompt> LoadBbhCotPrompt(const std::filesystem::path& data_dir,
                                         const std::string& subtask) {
   const auto path = data_dir / "bbh" / "cot-prompts" / (subtask + ".txt");
-  if (!std::filesystem::exists(path)) return MissingDataError(path, "bbh");
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  if (!DataFileExists(path)) return MissingDataError(path, "bbh");
+  ASSIGN_OR_RETURN(std::string text, ReadDataFile(path));
   return ParseBbhCotPrompt(text, path.string());
 }
 

@@ -2,6 +2,7 @@
 // Wei et al. exemplars) and gsm8k_cot_zeroshot, with strict-match and flexible-extract filters.
 #include "eval/tasks_gsm8k.h"
 
+#include "base/fs.h"
 #include "eval/pyre.h"
 #include "eval/task.h"
 
@@ -18,7 +19,7 @@ std::string Field(const Doc& d, const char* key) {
 Status LoadGsm8k(const std::filesystem::path& data_dir, bool with_train, std::vector<Doc>* test,
                  std::vector<Doc>* fewshot) {
   const auto test_path = data_dir / "gsm8k" / "test.jsonl";
-  if (!std::filesystem::exists(test_path)) return MissingDataError(test_path, "gsm8k");
+  if (!DataFileExists(test_path)) return MissingDataError(test_path, "gsm8k");
   ASSIGN_OR_RETURN(*test, ReadJsonLines(test_path));
   for (size_t i = 0; i < test->size(); ++i) {
     if (!(*test)[i].contains("question") || !(*test)[i].contains("answer")) {
@@ -27,7 +28,7 @@ Status LoadGsm8k(const std::filesystem::path& data_dir, bool with_train, std::ve
   }
   if (with_train) {
     const auto train_path = data_dir / "gsm8k" / "train.jsonl";
-    if (!std::filesystem::exists(train_path)) return MissingDataError(train_path, "gsm8k");
+    if (!DataFileExists(train_path)) return MissingDataError(train_path, "gsm8k");
     ASSIGN_OR_RETURN(*fewshot, ReadJsonLines(train_path));
   }
   return OkStatus();

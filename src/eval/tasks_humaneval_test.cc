@@ -11,7 +11,7 @@ namespace {
 std::filesystem::path DataDir() {
   const auto dir = TestDataDir(RVEC_TEST_DATA_DEFAULT);
   EXPECT_TRUE(std::filesystem::exists(dir / "humaneval" / "HumanEval.jsonl.gz"))
-      << "test data missing: set RVEC_TEST_DATA to the shared data directory (" << dir << ")";
+      << "test data missing under " << dir << " (the repository's testdata/, or RVEC_TEST_DATA)";
   return dir;
 }
 

@@ -1,4 +1,5 @@
 // SciQ as lm-eval defines it: 4-way log-likelihood multiple choice (acc, acc_norm), gold last.
+#include "base/fs.h"
 #include "eval/pyre.h"
 #include "eval/task.h"
 
@@ -29,7 +30,7 @@ TaskConfig SciqConfig() {
   c.num_fewshot = 0;
   c.load = [](const std::filesystem::path& dir, std::vector<Doc>* test, std::vector<Doc>*) {
     const auto path = dir / "sciq" / "test.json";
-    if (!std::filesystem::exists(path)) return MissingDataError(path, "sciq");
+    if (!DataFileExists(path)) return MissingDataError(path, "sciq");
     ASSIGN_OR_RETURN(*test, ReadJsonArray(path));
     for (size_t i = 0; i < test->size(); ++i) {
       for (const char* k :

@@ -877,16 +877,20 @@ StatusOr<Tokenizer> Tokenizer::FromJson(std::string_view json_text, std::string_
 }
 
 StatusOr<Tokenizer> Tokenizer::FromFile(const std::filesystem::path& tokenizer_json) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(tokenizer_json));
+  // A gzip-compressed tokenizer.json.gz beside the named path is read transparently.
+  ASSIGN_OR_RETURN(std::string text, ReadDataFile(tokenizer_json));
   return FromJson(text, tokenizer_json.string());
 }
 
 StatusOr<Tokenizer> Tokenizer::FromModelDir(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::is_regular_file(dir, ec)) return FromFile(dir);
+  // A tokenizer.json path (or one stored as tokenizer.json.gz) rather than a model directory.
+  if (fs::is_regular_file(dir, ec) || (!fs::is_directory(dir, ec) && DataFileExists(dir))) {
+    return FromFile(dir);
+  }
   const fs::path file = dir / "tokenizer.json";
-  if (!fs::exists(file, ec)) {
+  if (!DataFileExists(file)) {
     return NotFound("{}: no tokenizer.json (only Hugging Face fast-tokenizer files are supported)",
                     dir.string());
   }

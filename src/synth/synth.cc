@@ -271,12 +271,13 @@ StatusOr<SynthResult> WriteSyntheticModel(const SynthOptions& options, Progress*
     if (!fs::is_directory(dir, ec)) {
       return NotFound("{}: tokenizer directory not found", dir.string());
     }
-    if (!fs::exists(dir / "tokenizer.json", ec)) {
+    if (!DataFileExists(dir / "tokenizer.json")) {
       return NotFound("{}: no tokenizer.json in the tokenizer directory", dir.string());
     }
+    // A compressed NAME.gz (as in the repository's testdata/) is written out uncompressed.
     for (const char* name : kTokenizerFiles) {
-      if (!fs::exists(dir / name, ec)) continue;
-      ASSIGN_OR_RETURN(std::string text, ReadFileToString(dir / name));
+      if (!DataFileExists(dir / name)) continue;
+      ASSIGN_OR_RETURN(std::string text, ReadDataFile(dir / name));
       tokenizer_files.emplace_back(name, std::move(text));
     }
   } else {

@@ -430,8 +430,8 @@ TEST(WriteSyntheticModelTest, BadOptions) {
 
 TEST(WriteSyntheticModelTest, CopiesARealTokenizer) {
   const fs::path tok_dir = TestDataDir(RVEC_TEST_DATA_DEFAULT) / "qwen-tokenizer" / "qwen2.5";
-  ASSERT_TRUE(fs::exists(tok_dir / "tokenizer.json"))
-      << "test data missing: " << tok_dir << " (set RVEC_TEST_DATA)";
+  ASSERT_TRUE(DataFileExists(tok_dir / "tokenizer.json"))
+      << "test data missing: " << tok_dir << "/tokenizer.json[.gz] (set RVEC_TEST_DATA)";
   ScratchDir dir;
   SynthOptions o = TinyOptions(dir / "m");
   o.tokenizer_dir = tok_dir;
@@ -439,7 +439,8 @@ TEST(WriteSyntheticModelTest, CopiesARealTokenizer) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->tokenizer_size, 151665);
   EXPECT_EQ(r->preset.vocab_size, 151680);  // fitted: multiple of 64
-  EXPECT_EQ(ReadBytes(o.out / "tokenizer.json"), ReadBytes(tok_dir / "tokenizer.json"));
+  // Written out uncompressed, byte for byte the source (which testdata/ keeps as .gz).
+  EXPECT_EQ(ReadBytes(o.out / "tokenizer.json"), *ReadDataFile(tok_dir / "tokenizer.json"));
   EXPECT_EQ(ReadBytes(o.out / "tokenizer_config.json"),
             ReadBytes(tok_dir / "tokenizer_config.json"));
   const nlohmann::json cfg = nlohmann::json::parse(ReadBytes(o.out / "config.json"));

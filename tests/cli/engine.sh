@@ -77,7 +77,7 @@ PY
 
 # bf16 activations: the choice is recorded in results.json, and an unfinished run directory made
 # with the other precision is not resumed with it.
-DATA="${RVEC_TEST_DATA:?RVEC_TEST_DATA must point at shared/data}"
+DATA="${RVEC_TEST_DATA:-${RVEC_TEST_DATA_DEFAULT:?run through ctest, or set RVEC_TEST_DATA}}"
 "$RVEC" eval tiny --tasks sciq --limit 3 --bf16-activations --data-dir "$DATA" -o run_bf16 \
   -q > /dev/null
 python3 - run_bf16/results.json <<'PY'

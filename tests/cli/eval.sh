@@ -4,7 +4,7 @@
 set -euo pipefail
 RVEC="$1"
 SCRATCH="$2"
-DATA="${RVEC_TEST_DATA:?RVEC_TEST_DATA must point at shared/data}"
+DATA="${RVEC_TEST_DATA:-${RVEC_TEST_DATA_DEFAULT:?run through ctest, or set RVEC_TEST_DATA}}"
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
 cd "$SCRATCH"
@@ -12,9 +12,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Gold answers for the first 8 gsm8k docs, wrong ones for the next 4.
 python3 - "$DATA" > gold.jsonl <<'PY'
-import json, sys
-with open(sys.argv[1] + "/gsm8k/test.jsonl") as f:
-    docs = [json.loads(l) for l in f][:12]
+import gzip, json, os, sys
+path = sys.argv[1] + "/gsm8k/test.jsonl"
+f = open(path) if os.path.exists(path) else gzip.open(path + ".gz", "rt")
+docs = [json.loads(l) for l in f][:12]
 for i, d in enumerate(docs):
     out = d["answer"] if i < 8 else "I do not know"
     print(json.dumps({"task": "gsm8k", "doc_id": i, "output": out}))
@@ -70,5 +71,6 @@ set -e
 [ "$rc" -ne 0 ] || fail "missing data accepted"
 grep -q "rvec data pull sciq" err2.txt || fail "missing-data error does not say how to get it"
 [ "$rc3" -ne 0 ] || fail "data verify passed on an empty directory"
-"$RVEC" data verify gsm8k bbh --data-dir "$DATA" --quiet > /dev/null || fail "shared data fails verify"
+"$RVEC" data verify gsm8k bbh humaneval gsm_plus gsm_symbolic math --data-dir "$DATA" --quiet > /dev/null ||
+  fail "vendored data fail verify"
 echo "eval CLI OK"

@@ -95,7 +95,13 @@ for sig in KILL TERM; do
     pid=$!
     sleep "$delay"
     if kill -s "$sig" "$pid" 2> /dev/null; then
-      wait "$pid" 2> /dev/null || true
+      status=0
+      wait "$pid" 2> /dev/null || status=$?
+      # kill also "succeeds" on a process that has exited but is not reaped yet: a zero status
+      # means the run had finished before the signal, so try a shorter delay.
+      if [[ $status -eq 0 ]]; then
+        continue
+      fi
       [[ ! -e killed ]] || fail "a run killed by SIG$sig left an output directory"
       # Only a hidden temporary sibling may remain (a killed process cannot clean up).
       for leftover in .killed.rvec-tmp-*; do

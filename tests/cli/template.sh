@@ -5,7 +5,7 @@
 set -u
 rvec="$1"
 scratch="$2"
-data="${RVEC_TEST_DATA:-}/qwen-tokenizer"
+data="${RVEC_TEST_DATA:-${RVEC_TEST_DATA_DEFAULT:-}}/qwen-tokenizer"
 mkdir -p "$scratch"
 fail=0
 check() {  # check NAME EXPECTED_FILE ACTUAL_FILE
@@ -14,7 +14,7 @@ check() {  # check NAME EXPECTED_FILE ACTUAL_FILE
   fi
 }
 if [ ! -d "$data/qwen2.5" ]; then
-  echo "FAIL: test data missing at $data (set RVEC_TEST_DATA)"; exit 1
+  echo "FAIL: test data missing at $data (the repository's testdata/, or RVEC_TEST_DATA)"; exit 1
 fi
 
 "$rvec" template --help >"$scratch/help" 2>&1 || { echo "FAIL --help exited non-zero"; fail=1; }

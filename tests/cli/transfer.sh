@@ -6,7 +6,7 @@
 set -u
 rvec="$1"
 scratch="$2"
-data="${RVEC_TEST_DATA:?RVEC_TEST_DATA must point at the shared benchmark data}"
+data="${RVEC_TEST_DATA:-${RVEC_TEST_DATA_DEFAULT:?run through ctest, or set RVEC_TEST_DATA}}"
 if [ ! -d "$data/gsm8k" ] || [ ! -d "$data/sciq" ]; then
   echo "FAIL: benchmark data missing under $data (gsm8k, sciq needed)"
   exit 1
