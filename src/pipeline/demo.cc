@@ -179,9 +179,9 @@ StatusOr<DemoResult> RunDemo(const DemoOptions& o,
   t.version = o.version;
   t.command_line = fmt::format(
       "rvec transfer --sft {} --grpo {} --target {} --alphas 1,-1 "
-      "--tasks {} --limit {} -o {}",
+      "--tasks {} --limit {} --data-dir {} -o {}",
       sft.string(), grpo.string(), instruct.string(), fmt::join(result.tasks_run, ","), o.limit,
-      t.workdir.string());
+      o.data_dir.string(), t.workdir.string());
   t.demo_facts = json{
       {"preset", o.preset},
       {"perturbation_std", o.perturbation_std},

@@ -364,6 +364,8 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
                                   fmt::join(o.tasks, ","), o.seed);
     if (o.limit) cmd += fmt::format(" --limit {}", *o.limit);
     if (o.chat) cmd += " --chat";
+    // The data directory is part of what was measured: name it, so the line runs anywhere.
+    if (!o.data_dir.empty()) cmd += fmt::format(" --data-dir {}", o.data_dir.string());
     cmd += fmt::format(" --backend {} -o {}", o.backend, (o.workdir / "runs" / v.id).string());
     reproduce.push_back(cmd);
   }
