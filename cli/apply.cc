@@ -103,7 +103,8 @@ const RegisterCommand kApply(
     [](CLI::App& app) -> std::function<Status()> {
       auto f = std::make_shared<ApplyFlags>();
       app.description(
-          "Write θ_target + Σ α_i·v_i. Vectors come from `rvec extract` (--vector VEC[:α], "
+          "Write θ_target + Σ α_i·v_i. Vectors come from `rvec extract` or `rvec compress` (a "
+          "PEFT LoRA adapter, sparse or sign vector, decoded to f32) (--vector VEC[:α], "
           "repeatable: skill addition, analogies, negative α to subtract) or are computed on the "
           "fly from --base and --tuned without being stored. Inputs are decoded exactly to f32, "
           "combined in f32, and rounded once to nearest even into the output dtype (default: "
@@ -114,7 +115,9 @@ const RegisterCommand kApply(
           "  rvec apply --model Qwen2.5-1.5B-Instruct --base SFT --tuned GRPO --alpha 0.5 -o out\n"
           "  rvec apply --model M --vector v --alpha-layers 0,0.5,1 --alpha-for 'mlp=0.3' -o out");
       app.add_option("--model", f->model, "Target model")->required();
-      app.add_option("--vector", f->vectors, "Vector checkpoint, optionally :ALPHA (repeatable)");
+      app.add_option("--vector", f->vectors,
+                     "Vector checkpoint or compact form (rvec compress: LoRA adapter, sparse, "
+                     "sign), optionally :ALPHA (repeatable)");
       app.add_option("--base", f->base, "Direct form: the model before fine-tuning (SFT)");
       app.add_option("--tuned", f->tuned, "Direct form: the fine-tuned model (GRPO)");
       auto* alpha = app.add_option("--alpha", f->alpha,

@@ -15,8 +15,9 @@ namespace {
 
 struct TransferFlags {
   std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k", backend = "local";
-  std::string vector_dtype = "f32", data_dir, endpoint, serve_cmd, responses_dir, system;
-  std::string controls = "random", vocab = "error";
+  std::string vector_dtype = "f32", data_dir, endpoint, serve_cmd, serve_lora_cmd, responses_dir,
+              system;
+  std::string controls = "random", vocab = "error", compact;
   size_t limit = 0, control_seeds = 1, concurrency = 4;
   int port = 8000;
   uint64_t seed = 1234;
@@ -78,6 +79,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   if (!f.system.empty()) o.system_instruction = f.system;
   o.endpoint = f.endpoint;
   o.serve_cmd = f.serve_cmd;
+  o.serve_lora_cmd = f.serve_lora_cmd;
   o.serve_port = f.port;
   o.concurrency = f.concurrency;
   o.responses_dir = f.responses_dir;
@@ -91,6 +93,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
     return InvalidArgument("--controls '{}': expected none, random or shuffle", f.controls);
   }
   o.control_seeds = f.control_seeds;
+  o.compact = SplitList(f.compact);
   o.allow_code_execution = f.allow_code;
   o.bf16_activations = f.bf16_activations;
   o.force = f.force;
@@ -144,12 +147,19 @@ const RegisterCommand kTransfer(
       app.add_option("--endpoint", f->endpoint, "openai: http://HOST:PORT/v1");
       app.add_option("--serve-cmd", f->serve_cmd,
                      "openai: command template that serves {model} as {name} on {port}");
+      app.add_option("--serve-lora-cmd", f->serve_lora_cmd,
+                     "openai: template for --compact lowrank rows at α = 1 that serves the target "
+                     "{model} with the adapter {lora} as LoRA module {name} on {port}");
       app.add_option("--port", f->port, "openai: the {port} of --serve-cmd (default 8000)");
       app.add_option("--concurrency", f->concurrency, "openai: requests in flight (default 4)");
       app.add_option("--responses-dir", f->responses_dir,
                      "replay: DIR/<variant>.jsonl saved responses per variant");
       app.add_option("--controls", f->controls, "none, random (default) or shuffle");
       app.add_option("--control-seeds", f->control_seeds, "Control vectors per kind (default 1)");
+      app.add_option("--compact", f->compact,
+                     "Also evaluate compact forms of v at the largest |α|, e.g. "
+                     "lowrank:64,sparse:0.1,sign (also lowrank-energy:E, dare:D); the report "
+                     "compares each with the exact v");
       app.add_flag("--allow-code-execution", f->allow_code,
                    "Let humaneval run model-written code (in the bubblewrap sandbox)");
       app.add_flag("--bf16-activations", f->bf16_activations,

@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [--main]   --main: only what building and running rvec needs (no test tools)
 set -euo pipefail
 PACKAGES=(cmake g++ make pkg-config python3 libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev bubblewrap)
+  libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev libeigen3-dev bubblewrap)
 if [ "${1:-}" != "--main" ]; then
   PACKAGES+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
 fi

@@ -11,6 +11,7 @@
 
 #include "base/threading.h"
 #include "io/checkpoint.h"
+#include "merge/compact.h"
 #include "merge/compat.h"
 #include "merge/kernels.h"
 #include "merge/provenance.h"
@@ -67,7 +68,8 @@ constexpr ModuleGroup kGroups[] = {ModuleGroup::kAttention, ModuleGroup::kMlp, M
 StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
                                    const std::optional<std::filesystem::path>& model_path,
                                    size_t threads, Progress* progress) {
-  ASSIGN_OR_RETURN(Checkpoint vec, Checkpoint::Open(vector_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<VectorReader> reader, VectorReader::Open(vector_path));
+  const VectorReader& vec = *reader;
   std::optional<Checkpoint> model;
   if (model_path) {
     ASSIGN_OR_RETURN(Checkpoint m, Checkpoint::Open(*model_path));
@@ -76,46 +78,52 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
   StatsReport report;
   report.vector_path = vector_path.string();
   report.model_path = model_path ? model_path->string() : "";
-  report.kind = MetadataValue(vec, "rvec.kind").value_or("");
-  if (report.kind.empty() && vec.config()) {
+  report.kind = vec.dense() ? MetadataValue(*vec.dense(), "rvec.kind").value_or("")
+                            : std::string(CompactKindName(vec.compact()->kind())) + "_vector";
+  if (report.kind.empty() && vec.dense() && vec.dense()->config()) {
     report.warnings.push_back(
         "this checkpoint has a config.json and no rvec vector metadata: it looks like a model, "
         "so the statistics describe its weights, not a difference");
   }
 
   struct Item {
-    TensorView v;
+    std::string name;
+    std::vector<int64_t> shape;
     std::optional<TensorView> t;
     uint64_t target_limit = 0;
+    uint64_t NumElements() const {
+      uint64_t n = 1;
+      for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+      return n;
+    }
   };
   std::vector<Item> items;
   std::vector<std::string> missing_in_model;
   for (const std::string& name : vec.TensorNames()) {
-    ASSIGN_OR_RETURN(TensorView v, vec.View(name));
-    if (!IsSupportedFloat(v.dtype())) continue;
-    Item item{v, std::nullopt, 0};
+    const std::vector<int64_t>& shape = vec.Shape(name);
+    const uint64_t numel = vec.NumElements(name);
+    Item item{name, shape, std::nullopt, 0};
     if (model) {
       if (!model->Has(name)) {
         missing_in_model.push_back(name);
       } else {
         ASSIGN_OR_RETURN(TensorView t, model->View(name));
         if (IsSupportedFloat(t.dtype())) {
-          if (t.shape() == v.shape()) {
+          if (t.shape() == shape) {
             item.t = t;
-            item.target_limit = v.NumElements();
-          } else if (t.shape().size() == 2 && v.shape().size() == 2 &&
-                     t.shape()[1] == v.shape()[1]) {
+            item.target_limit = numel;
+          } else if (t.shape().size() == 2 && shape.size() == 2 && t.shape()[1] == shape[1]) {
             item.t = t;
-            item.target_limit = std::min(t.NumElements(), v.NumElements());
+            item.target_limit = std::min(t.NumElements(), numel);
             report.warnings.push_back(fmt::format(
                 "{}: rows differ ({} in the vector, {} in the model); relative norm uses the {} "
                 "shared rows of the model",
-                name, v.shape()[0], t.shape()[0], std::min(v.shape()[0], t.shape()[0])));
+                name, shape[0], t.shape()[0], std::min(shape[0], t.shape()[0])));
           } else {
             report.warnings.push_back(
                 fmt::format("{}: shape {} in the vector vs {} in the model; "
                             "no relative norm",
-                            name, ShapeString(v.shape()), ShapeString(t.shape())));
+                            name, ShapeString(shape), ShapeString(t.shape())));
           }
         }
       }
@@ -134,12 +142,12 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
   std::vector<std::vector<NormAccum>> partial(items.size());
   std::vector<TensorJob> jobs(items.size());
   uint64_t total_bytes = 0;
-  for (const auto& it : items) total_bytes += it.v.NumBytes();
+  for (const auto& it : items) total_bytes += it.NumElements();
   if (progress) progress->SetTotal(total_bytes);
   for (size_t i = 0; i < items.size(); ++i) {
     TensorJob& job = jobs[i];
-    job.numel = items[i].v.NumElements();
-    job.progress_units = items[i].v.NumBytes();
+    job.numel = items[i].NumElements();
+    job.progress_units = items[i].NumElements();
     partial[i].resize(job.NumChunks());
     job.run = [&, i](uint64_t chunk, uint64_t begin, uint64_t end, size_t worker) -> Status {
       const Item& it = items[i];
@@ -148,7 +156,7 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
       NormAccum acc;
       for (uint64_t pos = begin; pos < end; pos += kBlock) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, end - pos));
-        ReadF32(it.v, pos, n, v);
+        RETURN_IF_ERROR(vec.Read(it.name, pos, n, v));
         for (size_t e = 0; e < n; ++e) {
           const float x = v[e];
           if (!std::isfinite(x)) {
@@ -168,7 +176,7 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
       }
       acc.numel = end - begin;
       partial[i][chunk] = acc;
-      ReleaseElements(vec, it.v, begin, end);
+      vec.Release(it.name, begin, end);
       if (it.t && begin < it.target_limit) {
         ReleaseElements(*model, *it.t, begin, std::min(end, it.target_limit));
       }
@@ -176,9 +184,9 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
     };
     job.done = [&, i]() -> Status {
       TensorStats& ts = report.tensors[i];
-      ts.name = items[i].v.name();
-      ts.shape = items[i].v.shape();
-      ts.dtype = std::string(DTypeName(items[i].v.dtype()));
+      ts.name = items[i].name;
+      ts.shape = items[i].shape;
+      ts.dtype = vec.StorageName(items[i].name);
       ts.layer = LayerIndex(ts.name);
       ts.group = GroupOf(ts.name);
       ts.has_target = items[i].t.has_value();
@@ -436,13 +444,15 @@ std::string StatsSvg(const StatsReport& r) {
 StatusOr<SimilarityReport> ComputeSimilarity(const std::filesystem::path& a_path,
                                              const std::filesystem::path& b_path, size_t threads,
                                              Progress* progress) {
-  ASSIGN_OR_RETURN(Checkpoint a, Checkpoint::Open(a_path));
-  ASSIGN_OR_RETURN(Checkpoint b, Checkpoint::Open(b_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<VectorReader> ra, VectorReader::Open(a_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<VectorReader> rb, VectorReader::Open(b_path));
+  const VectorReader& a = *ra;
+  const VectorReader& b = *rb;
   SimilarityReport report;
   report.a_path = a_path.string();
   report.b_path = b_path.string();
   struct Item {
-    TensorView a, b;
+    std::string name;
     uint64_t limit;
   };
   std::vector<Item> items;
@@ -451,23 +461,22 @@ StatusOr<SimilarityReport> ComputeSimilarity(const std::filesystem::path& a_path
       report.only_in_a.push_back(name);
       continue;
     }
-    ASSIGN_OR_RETURN(TensorView va, a.View(name));
-    ASSIGN_OR_RETURN(TensorView vb, b.View(name));
-    if (!IsSupportedFloat(va.dtype()) || !IsSupportedFloat(vb.dtype())) continue;
-    uint64_t limit = va.NumElements();
-    if (va.shape() != vb.shape()) {
-      if (va.shape().size() == 2 && vb.shape().size() == 2 && va.shape()[1] == vb.shape()[1]) {
-        limit = std::min(va.NumElements(), vb.NumElements());
+    const std::vector<int64_t>& sa = a.Shape(name);
+    const std::vector<int64_t>& sb = b.Shape(name);
+    uint64_t limit = a.NumElements(name);
+    if (sa != sb) {
+      if (sa.size() == 2 && sb.size() == 2 && sa[1] == sb[1]) {
+        limit = std::min(a.NumElements(name), b.NumElements(name));
         report.warnings.push_back(
             fmt::format("{}: rows differ ({} vs {}); compared on the shared "
                         "rows",
-                        name, va.shape()[0], vb.shape()[0]));
+                        name, sa[0], sb[0]));
       } else {
-        return FailedPrecondition("{}: shape {} in {} vs {} in {}", name, ShapeString(va.shape()),
-                                  a_path.string(), ShapeString(vb.shape()), b_path.string());
+        return FailedPrecondition("{}: shape {} in {} vs {} in {}", name, ShapeString(sa),
+                                  a_path.string(), ShapeString(sb), b_path.string());
       }
     }
-    items.push_back({va, vb, limit});
+    items.push_back({name, limit});
   }
   for (const std::string& name : b.TensorNames()) {
     if (!a.Has(name)) report.only_in_b.push_back(name);
@@ -497,22 +506,22 @@ StatusOr<SimilarityReport> ComputeSimilarity(const std::filesystem::path& a_path
       CosineAccum acc;
       for (uint64_t pos = begin; pos < end; pos += kBlock) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, end - pos));
-        ReadF32(items[i].a, pos, n, x);
-        ReadF32(items[i].b, pos, n, y);
+        RETURN_IF_ERROR(a.Read(items[i].name, pos, n, x));
+        RETURN_IF_ERROR(b.Read(items[i].name, pos, n, y));
         acc.dot += DotF64(x, y, n);
         acc.a_sq += SumSquaresF64(x, n);
         acc.b_sq += SumSquaresF64(y, n);
       }
       acc.numel = end - begin;
       partial[i][chunk] = acc;
-      ReleaseElements(a, items[i].a, begin, end);
-      ReleaseElements(b, items[i].b, begin, end);
+      a.Release(items[i].name, begin, end);
+      b.Release(items[i].name, begin, end);
       return OkStatus();
     };
     job.done = [&, i]() -> Status {
       CosineAccum acc;
       for (const CosineAccum& c : partial[i]) acc.Add(c);
-      report.tensors[i] = {items[i].a.name(), acc};
+      report.tensors[i] = {items[i].name, acc};
       return OkStatus();
     };
   }

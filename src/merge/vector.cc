@@ -15,6 +15,7 @@
 #include "base/threading.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
+#include "merge/compact.h"
 #include "merge/kernels.h"
 #include "merge/provenance.h"
 #include "merge/stream.h"
@@ -60,6 +61,42 @@ struct NarrowingStats {
 }  // namespace
 
 // ---- extract ------------------------------------------------------------------------------------
+
+namespace {
+
+// A compact vector against the target: every tensor it changes must exist with the same shape
+// (a tied target's lm_head is reported in `extra` and left alone, as for dense vectors).
+StatusOr<CompatResult> CheckCompactAgainst(const Checkpoint& target, const CompactVector& cv,
+                                           bool tied_target) {
+  CompatResult r;
+  std::vector<std::string> problems;
+  for (const std::string& name : cv.TensorNames()) {
+    const TensorInfo* info = target.Info(name);
+    if (info == nullptr) {
+      if (tied_target && name == "lm_head.weight") {
+        r.extra.push_back(name);
+      } else {
+        problems.push_back(name + " is not in the target");
+      }
+      continue;
+    }
+    if (info->shape != cv.Shape(name)) {
+      problems.push_back(fmt::format("{} is {} in the target, {} in the vector", name,
+                                     ShapeString(info->shape), ShapeString(cv.Shape(name))));
+    }
+  }
+  if (!problems.empty()) {
+    return FailedPrecondition("{} vector {} does not fit TARGET {}: {}", CompactKindName(cv.kind()),
+                              cv.path().string(), target.path().string(),
+                              AbbreviatedList(problems));
+  }
+  for (const std::string& name : target.TensorNames()) {
+    if (!cv.Has(name)) r.missing.push_back(name);
+  }
+  return r;
+}
+
+}  // namespace
 
 StatusOr<ExtractReport> Extract(const ExtractOptions& options, Progress* progress) {
   if (!IsSupportedFloat(options.dtype) ||
@@ -289,8 +326,9 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
 
   // Sources: one checkpoint per vector, or the base/tuned pair.
   struct Source {
-    std::unique_ptr<Checkpoint> a;  // vector or tuned
-    std::unique_ptr<Checkpoint> b;  // base (direct form) or null
+    std::unique_ptr<Checkpoint> a;           // vector or tuned
+    std::unique_ptr<Checkpoint> b;           // base (direct form) or null
+    std::unique_ptr<CompactVector> compact;  // a compact vector (LoRA, sparse, sign) instead of a
     double alpha = 1.0;
     std::string label;
     CompatResult check;
@@ -325,6 +363,14 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
   } else {
     for (const VectorTerm& term : options.vectors) {
       Source s;
+      if (IsCompactVector(term.path)) {
+        ASSIGN_OR_RETURN(s.compact, CompactVector::Open(term.path));
+        ASSIGN_OR_RETURN(s.check, CheckCompactAgainst(target, *s.compact, tied_target));
+        s.alpha = term.alpha;
+        s.label = Abs(term.path);
+        sources.push_back(std::move(s));
+        continue;
+      }
       ASSIGN_OR_RETURN(Checkpoint v, Checkpoint::Open(term.path));
       const std::string role = fmt::format("VECTOR {}", term.path.string());
       ASSIGN_OR_RETURN(s.check, CheckCompatible(target, "TARGET", v, "VECTOR", compat));
@@ -360,6 +406,7 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
   struct Term {
     TensorView a;
     const Checkpoint* a_ckpt = nullptr;
+    const CompactVector* compact = nullptr;  // decoded per chunk instead of read
     std::optional<TensorView> b;
     const Checkpoint* b_ckpt = nullptr;
     float alpha = 0;
@@ -381,12 +428,24 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
     plan.out = (is_float && options.dtype) ? *options.dtype : tv.dtype();
     const double scale = schedule.For(name);
     for (Source& s : sources) {
-      if (!s.a->Has(name)) continue;
+      const bool has =
+          s.compact ? (s.compact->Has(name) && std::find(s.check.extra.begin(), s.check.extra.end(),
+                                                         name) == s.check.extra.end())
+                    : s.a->Has(name);
+      if (!has) continue;
       if (!is_float) {
         return Unimplemented("{}: target tensor {} has dtype {} but {} has a delta for it",
                              options.model.string(), name, DTypeName(tv.dtype()), s.label);
       }
       Term term;
+      if (s.compact) {
+        term.compact = s.compact.get();
+        term.alpha = static_cast<float>(s.alpha * scale);
+        term.limit = tv.NumElements();
+        if (term.alpha == 0.0f) continue;
+        plan.terms.push_back(term);
+        continue;
+      }
       ASSIGN_OR_RETURN(term.a, s.a->View(name));
       RETURN_IF_ERROR(CheckFloat(*term.a.info, *s.a));
       term.a_ckpt = s.a.get();
@@ -441,10 +500,11 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
   RawReader reader;
   RETURN_IF_ERROR(reader.Add(target));
   for (const Source& s : sources) {
-    RETURN_IF_ERROR(reader.Add(*s.a));
+    if (s.a) RETURN_IF_ERROR(reader.Add(*s.a));
     if (s.b) RETURN_IF_ERROR(reader.Add(*s.b));
   }
   std::vector<std::vector<std::vector<uint8_t>>> raws(workers);
+  std::vector<std::vector<std::vector<float>>> decoded(workers);  // compact terms, per chunk
   uint64_t total_bytes = 0;
   for (const auto& s : specs) total_bytes += s.NumBytes();
   report.bytes_written = total_bytes;
@@ -465,10 +525,18 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
       if (plan.raw_copy) {
         return writer->Write(i, begin * in_size, raw[0].data(), raw[0].size());
       }
+      std::vector<std::vector<float>>& dec = decoded[worker];
+      dec.resize(plan.terms.size());
       for (size_t k = 0; k < plan.terms.size(); ++k) {
         const Term& term = plan.terms[k];
         const uint64_t lim_end = std::min(end, term.limit);
         if (lim_end <= begin) continue;
+        if (term.compact) {
+          dec[k].resize(lim_end - begin);
+          RETURN_IF_ERROR(
+              term.compact->Decode(plan.target.name(), begin, lim_end - begin, dec[k].data()));
+          continue;
+        }
         raw[1 + 2 * k].resize((lim_end - begin) * DTypeSize(term.a.dtype()));
         RETURN_IF_ERROR(
             reader.Read(*term.a_ckpt, term.a, begin, lim_end - begin, raw[1 + 2 * k].data()));
@@ -482,8 +550,9 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
       std::vector<uint8_t>& bytes = scratch.Bytes(worker);
       bytes.resize((end - begin) * out_size);
       if (plan.out == DType::kBF16 && plan.target.dtype() == DType::kBF16 &&
-          plan.terms.size() == 1 && plan.terms[0].b && plan.terms[0].limit >= end &&
-          plan.terms[0].a.dtype() == DType::kBF16 && plan.terms[0].b->dtype() == DType::kBF16) {
+          plan.terms.size() == 1 && !plan.terms[0].compact && plan.terms[0].b &&
+          plan.terms[0].limit >= end && plan.terms[0].a.dtype() == DType::kBF16 &&
+          plan.terms[0].b->dtype() == DType::kBF16) {
         // The common direct form on bf16 models, in one fused pass.
         ApplyDifferenceBF16(reinterpret_cast<const uint16_t*>(raw[0].data()),
                             reinterpret_cast<const uint16_t*>(raw[1].data()),
@@ -505,6 +574,10 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
           const Term& term = plan.terms[k];
           if (pos >= term.limit) continue;
           const size_t m = static_cast<size_t>(std::min<uint64_t>(n, term.limit - pos));
+          if (term.compact) {
+            AccumulateScaled(term.alpha, dec[k].data() + off, m, d);
+            continue;
+          }
           DecodeToF32(term.a.dtype(), raw[1 + 2 * k].data() + off * DTypeSize(term.a.dtype()), m,
                       a);
           if (term.b) {
@@ -557,6 +630,12 @@ StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress) {
                           DTypesOf(*s.b));
       card += fmt::format("| tuned | {} | {} | {} |\n", Abs(s.a->path()), ConfigSha256(*s.a),
                           DTypesOf(*s.a));
+    } else if (s.compact) {
+      card += fmt::format("| {} vector | {} | {} | compact |\n", CompactKindName(s.compact->kind()),
+                          s.label,
+                          s.compact->metadata().count("rvec.source.header_sha256")
+                              ? s.compact->metadata().at("rvec.source.header_sha256")
+                              : std::string("-"));
     } else {
       card +=
           fmt::format("| vector | {} | {} | {} |\n", Abs(s.a->path()),

@@ -18,6 +18,7 @@
 #include "eval/tasks_humaneval.h"
 #include "io/checkpoint.h"
 #include "merge/compat.h"
+#include "merge/compress.h"
 #include "merge/control.h"
 #include "merge/provenance.h"
 #include "merge/stats.h"
@@ -54,6 +55,15 @@ StatusOr<json> ModelIdentity(const fs::path& path) {
 
 std::string KeyOf(const json& j) { return Sha256Hex(j.dump()); }
 
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  size_t pos = 0;
+  while ((pos = s.find(from, pos)) != std::string::npos) {
+    s.replace(pos, from.size(), to);
+    pos += to.size();
+  }
+  return s;
+}
+
 // WORKDIR/state.json: step name -> key of the inputs and options that produced its output.
 class StepState {
  public:
@@ -86,9 +96,70 @@ double LargestAbsAlpha(const std::vector<double>& alphas) {
   return best;
 }
 
+}  // namespace
+
+std::string ServeCommandFor(const TransferOptions& o, const Variant& v) {
+  const bool lora = !v.compact.empty() && !o.serve_lora_cmd.empty() &&
+                    v.compact.rfind("lowrank", 0) == 0 && std::fabs(v.alpha - 1.0) == 0.0;
+  const std::string& tmpl = lora ? o.serve_lora_cmd : o.serve_cmd;
+  if (tmpl.empty()) return "";
+  // A LoRA module is served at α = 1 (its scaling is fixed in adapter_config.json); other α use
+  // the merged model.
+  std::string cmd = ReplaceAll(tmpl, "{model}", lora ? o.target.string() : v.model_dir.string());
+  cmd = ReplaceAll(cmd, "{lora}", lora ? v.compact_dir.string() : std::string());
+  cmd = ReplaceAll(cmd, "{name}", v.id);
+  return ReplaceAll(cmd, "{port}", std::to_string(o.serve_port));
+}
+
+StatusOr<CompactSpec> ParseCompactSpec(const std::string& spec) {
+  CompactSpec c;
+  c.spec = spec;
+  const size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  auto number = [&](double* out) -> Status {
+    char* end = nullptr;
+    *out = std::strtod(arg.c_str(), &end);
+    if (arg.empty() || end == nullptr || *end != '\0' || !(*out > 0)) {
+      return InvalidArgument(
+          "--compact '{}': expected lowrank:RANK, lowrank-energy:E, sparse:D, dare:D or sign",
+          spec);
+    }
+    return OkStatus();
+  };
+  double x = 0;
+  if (kind == "lowrank") {
+    RETURN_IF_ERROR(number(&x));
+    c.method = static_cast<int>(merge::CompactKind::kLowRank);
+    c.rank = static_cast<int64_t>(x);
+    if (static_cast<double>(c.rank) != x) return InvalidArgument("--compact '{}': rank", spec);
+    c.name = "lowrank" + arg;
+  } else if (kind == "lowrank-energy") {
+    RETURN_IF_ERROR(number(&x));
+    c.method = static_cast<int>(merge::CompactKind::kLowRank);
+    c.energy = x;
+    c.name = "lowrank_e" + arg;
+  } else if (kind == "sparse" || kind == "dare") {
+    RETURN_IF_ERROR(number(&x));
+    c.method = static_cast<int>(merge::CompactKind::kSparse);
+    c.density = x;
+    c.dare = kind == "dare";
+    c.name = kind + arg;
+  } else if (kind == "sign" && arg.empty()) {
+    c.method = static_cast<int>(merge::CompactKind::kSign);
+    c.name = "sign";
+  } else {
+    return InvalidArgument(
+        "--compact '{}': expected lowrank:RANK, lowrank-energy:E, sparse:D, dare:D or sign", spec);
+  }
+  return c;
+}
+
+namespace {
+
 std::vector<Variant> PlanVariants(const TransferOptions& o) {
   std::vector<Variant> variants;
-  variants.push_back({"target", "target", 0.0, "", 0, o.target});
+  variants.push_back({"target", "target", 0.0, "", 0, o.target, "", {}});
   for (double a : o.alphas) {
     Variant v;
     v.id = "alpha_" + AlphaName(a);
@@ -96,6 +167,22 @@ std::vector<Variant> PlanVariants(const TransferOptions& o) {
     v.alpha = a;
     v.model_dir = o.workdir / "models" / v.id;
     variants.push_back(v);
+  }
+  if (!o.alphas.empty()) {
+    const double a = LargestAbsAlpha(o.alphas);
+    for (const std::string& spec : o.compact) {
+      auto c = ParseCompactSpec(spec);
+      if (!c.ok()) continue;  // RunTransfer validates the specs before planning
+      Variant v;
+      v.id = fmt::format("compact_{}_alpha_{}", c->name, AlphaName(a));
+      v.label =
+          fmt::format("target {} {}·{}(v)", a < 0 ? "−" : "+", AlphaName(std::fabs(a)), c->name);
+      v.alpha = a;
+      v.compact = spec;
+      v.compact_dir = o.workdir / "compact" / c->name;
+      v.model_dir = o.workdir / "models" / v.id;
+      variants.push_back(v);
+    }
   }
   if (o.controls != ControlKind::kNone && !o.alphas.empty()) {
     const double a = LargestAbsAlpha(o.alphas);
@@ -165,15 +252,6 @@ class ServedModel {
   pid_t pid_ = -1;
 };
 
-std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
-  size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
-  }
-  return s;
-}
-
 struct EvalSetup {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<eval::Backend> backend;
@@ -221,10 +299,7 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
   }
   if (o.backend == "openai") {
     if (o.endpoint.empty()) return InvalidArgument("--backend openai needs --endpoint");
-    if (!o.serve_cmd.empty()) {
-      std::string cmd = ReplaceAll(o.serve_cmd, "{model}", v.model_dir.string());
-      cmd = ReplaceAll(cmd, "{name}", v.id);
-      cmd = ReplaceAll(cmd, "{port}", std::to_string(o.serve_port));
+    if (const std::string cmd = ServeCommandFor(o, v); !cmd.empty()) {
       Log(log, "  starting: " + cmd);
       RETURN_IF_ERROR(setup->server.Start(cmd, o.workdir / "runs" / (v.id + ".server.log")));
       RETURN_IF_ERROR(WaitForServer(o, setup->server, v.id, log));
@@ -267,6 +342,8 @@ StatusOr<uint64_t> PredictDiskUse(const TransferOptions& o) {
     if (!v.control.empty() && (!fs::exists(ControlVectorDir(o, v)) || o.force)) {
       need += params * DTypeSize(o.vector_dtype);
     }
+    // A compact form is at most a dense bf16 vector (low-rank and 1-bit forms are far smaller).
+    if (!v.compact.empty() && (!fs::exists(v.compact_dir) || o.force)) need += params * 2;
   }
   return need;
 }
@@ -275,6 +352,7 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
                                      const std::function<void(const std::string&)>& log) {
   if (o.alphas.empty()) return InvalidArgument("--alphas: give at least one α");
   if (o.tasks.empty()) return InvalidArgument("--tasks: give at least one task");
+  for (const std::string& spec : o.compact) RETURN_IF_ERROR(ParseCompactSpec(spec).status());
   std::error_code ec;
   fs::create_directories(o.workdir / "models", ec);
   if (ec) return IoError("{}: cannot create: {}", o.workdir.string(), ec.message());
@@ -382,7 +460,36 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
     if (v.id == "target") continue;
     fs::path vec_source;
     std::string key;
-    if (v.control.empty()) {
+    if (!v.compact.empty()) {
+      ASSIGN_OR_RETURN(CompactSpec spec, ParseCompactSpec(v.compact));
+      const std::string compact_key = KeyOf({{"vector", vector_key}, {"compact", v.compact}});
+      const std::string compact_step = "compact_" + spec.name;
+      if (o.force || !state.Done(compact_step, compact_key, v.compact_dir)) {
+        merge::CompressOptions cz;
+        cz.vector = vector_dir;
+        cz.out = v.compact_dir;
+        cz.method = static_cast<merge::CompactKind>(spec.method);
+        cz.rank = spec.rank;
+        cz.energy = spec.energy;
+        cz.density = spec.density;
+        cz.dare = spec.dare;
+        cz.base_model = o.target.string();
+        cz.force = true;
+        cz.threads = o.threads;
+        cz.version = o.version;
+        Progress progress("compress " + spec.name, 0, o.show_progress, "");
+        ASSIGN_OR_RETURN(merge::CompressReport cr, merge::Compress(cz, &progress));
+        progress.Finish();
+        RETURN_IF_ERROR(state.Mark(compact_step, compact_key));
+        Log(log,
+            fmt::format("  {}: {:.2f}% of the dense bf16 size, relative error {:.3f}, "
+                        "cosine {:.3f}",
+                        spec.name,
+                        cr.dense_bf16_bytes ? 100.0 * cr.bytes_on_disk / cr.dense_bf16_bytes : 0.0,
+                        cr.RelativeError(), cr.Cosine()));
+      }
+      key = KeyOf({{"target", target_id}, {"compact", compact_key}, {"alpha", v.alpha}});
+    } else if (v.control.empty()) {
       key = KeyOf({{"target", target_id},
                    {"sft", sft_id},
                    {"grpo", grpo_id},
@@ -419,7 +526,10 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
     merge::ApplyOptions ao;
     ao.model = o.target;
     ao.out = v.model_dir;
-    if (v.control.empty()) {
+    if (!v.compact.empty()) {
+      ao.vectors.push_back({v.compact_dir, 1.0});
+      ao.schedule.set_alpha(v.alpha);
+    } else if (v.control.empty()) {
       ao.base = o.sft;
       ao.tuned = o.grpo;
       ao.direct_alpha = 1.0;

@@ -40,6 +40,10 @@ struct TransferOptions {
   // ("vllm serve {model} --port {port} --served-model-name {name}") that rvec starts and stops.
   std::string endpoint;
   std::string serve_cmd;
+  // For low-rank compact rows: a template that serves the target with the adapter as a LoRA
+  // module instead of a merged model, e.g. "vllm serve {model} --enable-lora --max-lora-rank 64
+  // --lora-modules {name}={lora} --port {port}" ({model} is then the target).
+  std::string serve_lora_cmd;
   int serve_port = 8000;
   double serve_timeout_s = 900;
   size_t concurrency = 4;
@@ -52,6 +56,9 @@ struct TransferOptions {
   // Controls (norm-matched vectors without v's direction), for the largest |α|.
   ControlKind controls = ControlKind::kRandom;
   size_t control_seeds = 1;
+  // Compact forms of v ("lowrank:64", "lowrank-energy:0.9", "sparse:0.1", "dare:0.1", "sign"),
+  // each one more row at the largest |α|, compared with the exact v's row.
+  std::vector<std::string> compact;
 
   bool force = false;
   size_t threads = 0;
@@ -73,6 +80,8 @@ struct Variant {
   std::string control;  // "" | "random" | "shuffle"
   uint64_t control_seed = 0;
   std::filesystem::path model_dir;
+  std::string compact;  // "" or the compact form's spec ("lowrank:64")
+  std::filesystem::path compact_dir;
 };
 
 struct TransferResult {
@@ -86,6 +95,21 @@ struct TransferResult {
 // `log` receives one line per step (the CLI prints them; may be null).
 StatusOr<TransferResult> RunTransfer(const TransferOptions& options,
                                      const std::function<void(const std::string&)>& log);
+
+// A --compact spec as compress options (method and its parameter) and a short name for ids and
+// labels ("lowrank64", "sparse0.1", "sign").
+struct CompactSpec {
+  std::string spec, name;
+  int method = 0;  // merge::CompactKind
+  int64_t rank = 0;
+  double energy = 0, density = 0;
+  bool dare = false;
+};
+StatusOr<CompactSpec> ParseCompactSpec(const std::string& spec);
+
+// The --serve-cmd (or, for a low-rank row with --serve-lora-cmd, that template) with its
+// placeholders filled for variant `v`; empty when no command is given.
+std::string ServeCommandFor(const TransferOptions& options, const Variant& v);
 
 // "1", "-1", "0.5", "-0.25": the α as it appears in directory names and labels.
 std::string AlphaName(double alpha);

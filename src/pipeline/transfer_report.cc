@@ -308,7 +308,9 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
   for (const Variant& cv : in.all_variants) {
     if (cv.control.empty()) continue;
     for (const Variant& vv : in.all_variants) {
-      if (!vv.control.empty() || vv.id == "target" || vv.alpha != cv.alpha) continue;
+      if (!vv.control.empty() || !vv.compact.empty() || vv.id == "target" || vv.alpha != cv.alpha) {
+        continue;
+      }
       json cmp = {{"variant", vv.id}, {"control", cv.id}, {"cells", json::array()}};
       bool all_specific = !columns.empty();
       bool any_evaluated = false;
@@ -345,6 +347,31 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
     }
   }
   report["controls"] = control_cmp;
+
+  // Compact forms: each against the exact v's row at the same α, with its compression figures.
+  json compact_cmp = json::array();
+  for (const Variant& cv : in.all_variants) {
+    if (cv.compact.empty()) continue;
+    const std::string exact = "alpha_" + AlphaName(cv.alpha);
+    json cmp = {
+        {"variant", cv.id}, {"compact", cv.compact}, {"exact", exact}, {"cells", json::array()}};
+    for (const Column& col : columns) {
+      ASSIGN_OR_RETURN(Cell c, cell_for(cv.id, col, exact));
+      cmp["cells"].push_back(CellJson(c));
+    }
+    auto text = ReadFileToString(cv.compact_dir / "compress.json");
+    if (text.ok()) {
+      const json cz = json::parse(*text, nullptr, false);
+      if (cz.is_object()) {
+        for (const char* k :
+             {"size_fraction_of_dense_bf16", "relative_error", "cosine", "bytes_on_disk"}) {
+          if (cz.contains(k)) cmp[k] = cz[k];
+        }
+      }
+    }
+    compact_cmp.push_back(cmp);
+  }
+  report["compact"] = compact_cmp;
   if (demo) report["demo"] = *o.demo_facts;
 
   // Reproduce.
@@ -354,7 +381,25 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
       "rvec extract --base {} --tuned {} --dtype {} -o {}", o.sft.string(), o.grpo.string(),
       DTypeName(o.vector_dtype) == "F32" ? "f32" : "bf16", (o.workdir / "vector").string()));
   for (const Variant& v : in.all_variants) {
-    if (v.id == "target" || !v.control.empty()) continue;
+    if (v.compact.empty()) continue;
+    auto spec = ParseCompactSpec(v.compact);
+    if (!spec.ok()) continue;
+    std::string args;
+    if (spec->rank) args = fmt::format("--method lowrank --rank {}", spec->rank);
+    if (spec->energy > 0) args = fmt::format("--method lowrank --energy {}", spec->energy);
+    if (spec->density > 0) {
+      args =
+          fmt::format("--method sparse --density {}{}", spec->density, spec->dare ? " --dare" : "");
+    }
+    if (args.empty()) args = "--method sign";
+    reproduce.push_back(fmt::format("rvec compress {} -o {} {}", (o.workdir / "vector").string(),
+                                    v.compact_dir.string(), args));
+    reproduce.push_back(fmt::format("rvec apply --model {} --vector {}:{} -o {}", o.target.string(),
+                                    v.compact_dir.string(), AlphaName(v.alpha),
+                                    v.model_dir.string()));
+  }
+  for (const Variant& v : in.all_variants) {
+    if (v.id == "target" || !v.control.empty() || !v.compact.empty()) continue;
     reproduce.push_back(fmt::format("rvec apply --model {} --base {} --tuned {} --alpha {} -o {}",
                                     o.target.string(), o.sft.string(), o.grpo.string(),
                                     AlphaName(v.alpha), v.model_dir.string()));
@@ -397,6 +442,39 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
     md += "| " + labels[r] + (results_of.count(in.all_variants[r].id) ? "" : " (not evaluated)") +
           " |";
     for (const Cell& c : table[r]) md += " " + CellText(c, r == 0) + " |";
+    md += "\n";
+  }
+  if (!compact_cmp.empty()) {
+    md +=
+        "\n## What compression costs\n\nEach compact form of v (`rvec compress`) against the "
+        "exact v at the same α: size as a share of the dense bf16 vector, relative error "
+        "‖v − ṽ‖/‖v‖, then the change in each score in points (McNemar p).\n\n";
+    md += "| form | size | rel. error |";
+    for (const Column& c : columns) md += " " + c.label + " |";
+    md += "\n|---|---:|---:|";
+    for (size_t i = 0; i < columns.size(); ++i) md += "---:|";
+    md += "\n";
+    for (const auto& cmp : compact_cmp) {
+      md += fmt::format(
+          "| {} vs {} | {} | {} |", cmp["variant"].get<std::string>(),
+          cmp["exact"].get<std::string>(),
+          cmp.contains("size_fraction_of_dense_bf16")
+              ? fmt::format("{:.2f}%", 100 * cmp["size_fraction_of_dense_bf16"].get<double>())
+              : "—",
+          cmp.contains("relative_error")
+              ? fmt::format("{:.3f}", cmp["relative_error"].get<double>())
+              : "—");
+      for (const auto& cj : cmp["cells"]) {
+        if (cj.is_null() || cj["delta"].is_null()) {
+          md += " — |";
+        } else {
+          md += fmt::format(
+              " {:+.1f} (p={}) |", 100 * cj["delta"].get<double>(),
+              FormatP(cj["p_value"].is_null() ? std::nan("") : cj["p_value"].get<double>()));
+        }
+      }
+      md += "\n";
+    }
     md += "\n";
   }
   if (!control_cmp.empty()) {
