@@ -76,10 +76,13 @@ Status RunCompressCommand(const CompressFlags& f) {
     ro.gen_tokens = f.gen_tokens;
     ro.data_dir = f.data_dir;
     ro.threads = Globals().threads;
-    ASSIGN_OR_RETURN(auto functional, RunWithProgress("functional retention", [&](Progress* p) {
-                       return pipeline::MeasureFunctionalRetention(ro, p);
-                     }));
-    j["functional"] = functional.value.ToJson();
+    // Counted in prompts (and the two generation passes), not bytes.
+    Progress progress("functional retention", 0,
+                      ShouldShowProgress(Globals().quiet || Globals().json), "");
+    auto functional = pipeline::MeasureFunctionalRetention(ro, &progress);
+    progress.Finish();
+    if (!functional.ok()) return functional.status();
+    j["functional"] = functional->ToJson();
   }
   if (Globals().json) {
     PrintJson(j.dump(2));

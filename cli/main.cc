@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/fs.h"
 #include "cli/command.h"
 #include "cli/version.h"
 
@@ -64,6 +65,9 @@ int main(int argc, char** argv) {
   }
   if (!action) return 2;
   const rvec::Status status = action();
+  for (const std::string& note : rvec::TakeCleanupNotes()) {
+    std::fprintf(stderr, "rvec: note: %s\n", note.c_str());
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "rvec: error: %s\n", status.message().c_str());
     switch (status.code()) {

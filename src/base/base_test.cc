@@ -1,6 +1,7 @@
 // Unit tests for base: Status, scalar dtype conversions, threads, SHA-256, pending outputs,
 // transparent gzip data files.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -142,6 +143,38 @@ TEST(PendingOutput, AppearsOnlyOnCommit) {
   }
   EXPECT_TRUE(fs::exists(out / "x"));
   EXPECT_EQ(PendingOutput::Create(out, false, true).status().code(), StatusCode::kAlreadyExists);
+  fs::remove_all(dir);
+}
+
+TEST(PendingOutput, RemovesStaleSiblingsOfDeadProcessesOnly) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rvec_stale_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A child that exits at once: its pid is then (for a while) unused.
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  int status = 0;
+  ASSERT_EQ(waitpid(dead, &status, 0), dead);
+  const fs::path stale = dir / (".out.rvec-tmp-" + std::to_string(dead) + "-0000abcd");
+  const fs::path stale_old = dir / (".out.rvec-tmp-" + std::to_string(dead) + "-0000abcd.old");
+  const fs::path live = dir / (".out.rvec-tmp-" + std::to_string(getppid()) + "-00001234");
+  const fs::path other = dir / (".other.rvec-tmp-" + std::to_string(dead) + "-0000abcd");
+  for (const fs::path& p : {stale, stale_old, live, other}) {
+    fs::create_directories(p);
+    std::ofstream(p / "model.safetensors") << "partial";
+  }
+  TakeCleanupNotes();
+  auto p = PendingOutput::Create(dir / "out", false, true);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_FALSE(fs::exists(stale_old));
+  EXPECT_TRUE(fs::exists(live)) << "a running process's temporary was removed";
+  EXPECT_TRUE(fs::exists(other)) << "another output's temporary was removed";
+  const auto notes = TakeCleanupNotes();
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("no longer runs"), std::string::npos) << notes[0];
+  EXPECT_TRUE(TakeCleanupNotes().empty());
   fs::remove_all(dir);
 }
 

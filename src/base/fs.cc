@@ -2,6 +2,7 @@
 #include "base/fs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 
@@ -132,9 +134,73 @@ Status WriteFileAtomic(const fs::path& path, const std::string& contents) {
   return OkStatus();
 }
 
+namespace {
+std::mutex cleanup_mutex;
+std::vector<std::string>& CleanupNotes() {
+  static std::vector<std::string> notes;
+  return notes;
+}
+}  // namespace
+
+std::vector<std::string> RemoveStaleTempSiblings(const fs::path& final_path) {
+  std::vector<std::string> removed;
+  const fs::path parent =
+      final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
+  // Built with append: GCC 12 reports a false -Wrestrict on chained operator+ here.
+  std::string prefix(1, '.');
+  prefix.append(final_path.filename().string()).append(".rvec-tmp-");
+  std::error_code ec;
+  if (final_path.filename().empty() || !fs::is_directory(parent, ec)) return removed;
+  std::vector<std::pair<fs::path, long>> stale;
+  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(rest.c_str(), &end, 10);
+    if (end != rest.c_str() + dash || pid <= 0 || pid == static_cast<long>(getpid())) continue;
+    // Only when the owner is gone: a live process (or one we may not signal) keeps its files.
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    stale.emplace_back(it->path(), pid);
+  }
+  for (const auto& [path, pid] : stale) {
+    uint64_t bytes = 0;
+    if (fs::is_directory(path, ec)) {
+      for (auto f = fs::recursive_directory_iterator(path, ec);
+           !ec && f != fs::recursive_directory_iterator(); f.increment(ec)) {
+        if (f->is_regular_file(ec)) bytes += f->file_size(ec);
+      }
+    } else {
+      bytes = fs::file_size(path, ec);
+    }
+    ec.clear();
+    fs::remove_all(path, ec);
+    if (ec) continue;
+    removed.push_back(fmt::format(
+        "removed {} ({} bytes), the partial output of an rvec process ({}) that no longer runs",
+        path.string(), bytes, pid));
+  }
+  if (!removed.empty()) {
+    std::lock_guard<std::mutex> lock(cleanup_mutex);
+    for (const auto& r : removed) CleanupNotes().push_back(r);
+  }
+  return removed;
+}
+
+std::vector<std::string> TakeCleanupNotes() {
+  std::lock_guard<std::mutex> lock(cleanup_mutex);
+  std::vector<std::string> out;
+  out.swap(CleanupNotes());
+  return out;
+}
+
 StatusOr<PendingOutput> PendingOutput::Create(const fs::path& final_path, bool force,
                                               bool is_directory) {
   std::error_code ec;
+  RemoveStaleTempSiblings(final_path);
   if (fs::exists(final_path, ec) && !force) {
     return AlreadyExists("{}: output already exists (pass --force to replace it)",
                          final_path.string());

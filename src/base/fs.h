@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -48,6 +49,13 @@ class PendingOutput {
   bool force_ = false;
   bool committed_ = true;
 };
+
+// Removes the temporary siblings (".NAME.rvec-tmp-PID-*") of `final_path` that a killed rvec
+// process left behind, when process PID no longer runs; PendingOutput::Create calls it, so a rerun
+// cleans up after a crash. Returns one line per removal, also queued for TakeCleanupNotes().
+std::vector<std::string> RemoveStaleTempSiblings(const std::filesystem::path& final_path);
+// The removal lines queued since the last call (the CLI prints them as notes).
+std::vector<std::string> TakeCleanupNotes();
 
 // RVEC test data root: env RVEC_TEST_DATA, else `fallback` (the repository's testdata/).
 std::filesystem::path TestDataDir(const std::string& fallback);

@@ -1,7 +1,7 @@
 // Comparison reports over evaluation run directories: one table (rows = runs, columns = task
 // metrics), deltas against the first run, exact McNemar p-values on per-sample correctness,
-// rendered as Markdown, HTML with SVG bar charts, or JSON. Used by `rvec report` and `rvec
-// transfer`.
+// rendered as Markdown, HTML with SVG bar charts, or JSON. Used by `rvec report` (`rvec transfer`
+// writes its own report in pipeline/transfer_report.cc).
 #pragma once
 
 #include <filesystem>

@@ -220,7 +220,7 @@ class TaskRegistry {
 
 // Registration hooks called by TaskRegistry::Global() (one per task family file; static
 // registration objects would be dropped by the static-library link). A new family declares its
-// hook here and adds one call in registry.cc.
+// hook here and adds one call in TaskRegistry::Global() (task.cc).
 void RegisterGsm8kTasks(TaskRegistry& registry);
 void RegisterSciqTasks(TaskRegistry& registry);
 void RegisterBbhTasks(TaskRegistry& registry);

@@ -3,10 +3,6 @@
 // BitDelta sign compression; then the retention pass that decodes the written form back.
 #include "merge/compress.h"
 
-// One thread per tensor, never Eigen's own threads: results must not depend on the thread count.
-#define EIGEN_DONT_PARALLELIZE
-#include <Eigen/Dense>
-#include <Eigen/SVD>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -19,6 +15,7 @@
 #include "base/sha256.h"
 #include "base/threading.h"
 #include "io/checkpoint_writer.h"
+#include "merge/eigen.h"  // one thread per tensor, never Eigen's own threads
 #include "merge/kernels.h"
 #include "merge/provenance.h"
 #include "merge/rng.h"
@@ -228,7 +225,6 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
                            o.vector.string());
   }
   for (const auto& t : rest) report->not_in_adapter.push_back(t.name);
-  if (progress) progress->SetTotal(targets.size() * (o.energy > 0 ? 2 : 1) + rest.size());
 
   // Ranks: fixed, or from each matrix's spectrum (first pass, eigenvalues only).
   std::vector<int64_t> ranks(targets.size());
@@ -241,7 +237,7 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
     ParallelTasks(pool, targets.size(), [&](size_t i) {
       ranks[i] = RankForEnergy(LoadMatrix(targets[i].view), o.energy);
       vector.Release(targets[i].name);  // mapped pages: keep resident memory bounded
-      if (progress) progress->Advance(1);
+      if (progress) progress->Advance(targets[i].view.NumBytes());
       ++done;
     });
   }
@@ -297,11 +293,14 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
       std::lock_guard<std::mutex> lock(error_mutex);
       if (first_error.ok()) first_error = s;
     }
-    if (progress) progress->Advance(1);
+    if (progress) progress->Advance(v.NumBytes());
   });
   RETURN_IF_ERROR(first_error);
   RETURN_IF_ERROR(writer->Finish());
 
+  if (progress) {
+    for (const auto& t : rest) progress->Advance(t.view.NumBytes());
+  }
   if (o.keep_rest && !rest.empty()) {
     std::vector<TensorSpec> rest_specs;
     for (const auto& t : rest) rest_specs.push_back({t.name, o.dtype, t.view.shape()});
@@ -323,7 +322,6 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
             rest_writer->Write(i, begin * DTypeSize(o.dtype), bytes.data(), bytes.size()));
         ReleaseElements(vector, v, begin, begin + n);
       }
-      if (progress) progress->Advance(1);
     }
     RETURN_IF_ERROR(rest_writer->Finish());
     report->rest_written = true;
@@ -359,7 +357,6 @@ Status WriteSparse(const Checkpoint& vector, const CompressOptions& o, const fs:
                    const json& params, ThreadPool& pool, Progress* progress,
                    CompressReport* report) {
   ASSIGN_OR_RETURN(std::vector<FloatTensor> tensors, FloatTensors(vector, &report->warnings));
-  if (progress) progress->SetTotal(2 * tensors.size());
   const float rescale = o.dare ? static_cast<float>(1.0 / o.density) : 1.0f;
 
   // Pass 1: which elements stay, counted per chunk (so that pass 2 knows where each chunk writes).
@@ -421,7 +418,7 @@ Status WriteSparse(const Checkpoint& vector, const CompressOptions& o, const fs:
     specs.push_back({tensors[t].name + kSparseIndices, plan.index_dtype, {kept}});
     specs.push_back({tensors[t].name + kSparseValues, o.dtype, {kept}});
     shapes[tensors[t].name] = v.shape();
-    if (progress) progress->Advance(1);
+    if (progress) progress->Advance(v.NumBytes());
   }
   CheckpointWriterOptions wo;
   wo.single_file = true;
@@ -469,7 +466,7 @@ Status WriteSparse(const Checkpoint& vector, const CompressOptions& o, const fs:
     });
     RETURN_IF_ERROR(first_error);
     vector.Release(tensors[t].name);
-    if (progress) progress->Advance(1);
+    if (progress) progress->Advance(tensors[t].view.NumBytes());
   }
   return writer->Finish();
 }
@@ -479,7 +476,6 @@ Status WriteSparse(const Checkpoint& vector, const CompressOptions& o, const fs:
 Status WriteSign(const Checkpoint& vector, const CompressOptions& o, const fs::path& dir,
                  const json& params, ThreadPool& pool, Progress* progress, CompressReport* report) {
   ASSIGN_OR_RETURN(std::vector<FloatTensor> tensors, FloatTensors(vector, &report->warnings));
-  if (progress) progress->SetTotal(tensors.size());
   json shapes = json::object();
   std::vector<TensorSpec> specs;
   std::vector<bool> packed(tensors.size());
@@ -514,7 +510,7 @@ Status WriteSign(const Checkpoint& vector, const CompressOptions& o, const fs::p
       std::vector<float> vals(numel);
       ReadF32(v, 0, numel, vals.data());
       RETURN_IF_ERROR(writer->Write(spec++, 0, vals.data(), numel * 4));
-      if (progress) progress->Advance(1);
+      if (progress) progress->Advance(v.NumBytes());
       continue;
     }
     const uint64_t rows = static_cast<uint64_t>(v.shape()[0]);
@@ -552,7 +548,7 @@ Status WriteSign(const Checkpoint& vector, const CompressOptions& o, const fs::p
     vector.Release(tensors[t].name);
     RETURN_IF_ERROR(writer->Write(spec++, 0, bits.data(), bits.size()));
     RETURN_IF_ERROR(writer->Write(spec++, 0, scales.data(), scales.size() * 4));
-    if (progress) progress->Advance(1);
+    if (progress) progress->Advance(v.NumBytes());
   }
   return writer->Finish();
 }
@@ -638,7 +634,7 @@ json CompressReport::ToJson() const {
 }
 
 Status MeasureRetention(const Checkpoint& dense, const CompactVector& compact, size_t threads,
-                        CompressReport* report) {
+                        CompressReport* report, Progress* progress) {
   struct Chunk {
     size_t tensor;
     uint64_t begin, n;
@@ -677,6 +673,7 @@ Status MeasureRetention(const Checkpoint& dense, const CompactVector& compact, s
       approx2 += b * b;
     }
     sums[c] = {norm2, err2, dot, approx2};
+    if (progress) progress->Advance(ch.n * DTypeSize(v.dtype()));
   });
   for (const Status& s : errors) RETURN_IF_ERROR(s);
   // Fixed summation order (chunk order) whatever the thread count.
@@ -769,6 +766,11 @@ StatusOr<CompressReport> Compress(const CompressOptions& o, Progress* progress) 
     return InvalidArgument("{} is already a compact vector; compress the dense vector",
                            o.vector.string());
   }
+  // Progress in bytes of the source: each pass over it, then the retention pass.
+  const int passes = o.method == CompactKind::kSparse                      ? 2
+                     : (o.method == CompactKind::kLowRank && o.energy > 0) ? 2
+                                                                           : 1;
+  if (progress) progress->SetTotal((passes + 1) * vector.TotalTensorBytes());
   ASSIGN_OR_RETURN(PendingOutput pending, PendingOutput::Create(o.out, o.force, true));
   CompressReport report;
   report.method = o.method;
@@ -788,7 +790,8 @@ StatusOr<CompressReport> Compress(const CompressOptions& o, Progress* progress) 
       break;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<CompactVector> written, CompactVector::Open(dir));
-  RETURN_IF_ERROR(MeasureRetention(vector, *written, o.threads, &report));
+  if (progress) progress->SetLabel("compress: retention");
+  RETURN_IF_ERROR(MeasureRetention(vector, *written, o.threads, &report, progress));
   RETURN_IF_ERROR(WriteFileAtomic(dir / "compress.json", report.ToJson().dump(2) + "\n"));
   RETURN_IF_ERROR(WriteFileAtomic(dir / "README.md", CompactCard(report, o)));
   RETURN_IF_ERROR(pending.Commit());

@@ -81,7 +81,7 @@ StatusOr<CompressReport> Compress(const CompressOptions& options, Progress* prog
 // Retention of any compact vector against its dense source (what Compress reports): streamed in
 // chunks, deterministic for any thread count.
 Status MeasureRetention(const Checkpoint& dense, const CompactVector& compact, size_t threads,
-                        CompressReport* report);
+                        CompressReport* report, Progress* progress = nullptr);
 
 // Module kind of a tensor name for the retention table ("q_proj", "embeddings", "norms", ...).
 std::string ModuleKindOf(const std::string& tensor_name);

@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <Eigen/Dense>
-#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -16,6 +14,7 @@
 
 #include "base/fs.h"
 #include "merge/compact.h"
+#include "merge/eigen.h"
 #include "merge/merge_test_util.h"
 #include "merge/stats.h"
 #include "merge/vector.h"

@@ -98,9 +98,13 @@ double LargestAbsAlpha(const std::vector<double>& alphas) {
 
 }  // namespace
 
+bool ServesLoraModule(const TransferOptions& o, const Variant& v) {
+  return o.backend == "openai" && !v.compact.empty() && !o.serve_lora_cmd.empty() &&
+         v.compact.rfind("lowrank", 0) == 0 && std::fabs(v.alpha - 1.0) == 0.0;
+}
+
 std::string ServeCommandFor(const TransferOptions& o, const Variant& v) {
-  const bool lora = !v.compact.empty() && !o.serve_lora_cmd.empty() &&
-                    v.compact.rfind("lowrank", 0) == 0 && std::fabs(v.alpha - 1.0) == 0.0;
+  const bool lora = ServesLoraModule(o, v);
   const std::string& tmpl = lora ? o.serve_lora_cmd : o.serve_cmd;
   if (tmpl.empty()) return "";
   // A LoRA module is served at α = 1 (its scaling is fixed in adapter_config.json); other α use
@@ -317,7 +321,8 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     oo.served_model = v.id;
     oo.concurrency = o.concurrency;
     oo.seed = o.seed;
-    auto tok = Tokenizer::FromModelDir(v.model_dir);
+    // A LoRA row has no merged model: the target's tokenizer is its tokenizer.
+    auto tok = Tokenizer::FromModelDir(ServesLoraModule(o, v) ? o.target : v.model_dir);
     if (tok.ok()) {
       setup->tokenizer = std::make_unique<Tokenizer>(std::move(*tok));
       oo.tokenizer = setup->tokenizer.get();
@@ -338,7 +343,9 @@ StatusOr<uint64_t> PredictDiskUse(const TransferOptions& o) {
   if (!fs::exists(vector_dir) || o.force) need += params * DTypeSize(o.vector_dtype);
   for (const Variant& v : PlanVariants(o)) {
     if (v.id == "target") continue;
-    if (!fs::exists(v.model_dir) || o.force) need += target.TotalTensorBytes();
+    if ((!fs::exists(v.model_dir) || o.force) && !ServesLoraModule(o, v)) {
+      need += target.TotalTensorBytes();
+    }
     if (!v.control.empty() && (!fs::exists(ControlVectorDir(o, v)) || o.force)) {
       need += params * DTypeSize(o.vector_dtype);
     }
@@ -517,6 +524,10 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
                              v.control_seed, cr.max_relative_norm_error));
       }
       key = KeyOf({{"target", target_id}, {"control", control_key}, {"alpha", v.alpha}});
+    }
+    if (ServesLoraModule(o, v)) {
+      Log(log, "  " + v.id + ": served as a LoRA module of the target (no merged model)");
+      continue;
     }
     const std::string step = "model_" + v.id;
     if (!o.force && state.Done(step, key, v.model_dir)) {

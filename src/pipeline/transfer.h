@@ -107,6 +107,9 @@ struct CompactSpec {
 };
 StatusOr<CompactSpec> ParseCompactSpec(const std::string& spec);
 
+// True for a low-rank compact row at α = 1 with --backend openai and --serve-lora-cmd: the server
+// loads the adapter as a LoRA module of the target, and no merged model is written.
+bool ServesLoraModule(const TransferOptions& options, const Variant& v);
 // The --serve-cmd (or, for a low-rank row with --serve-lora-cmd, that template) with its
 // placeholders filled for variant `v`; empty when no command is given.
 std::string ServeCommandFor(const TransferOptions& options, const Variant& v);

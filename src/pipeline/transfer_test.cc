@@ -34,6 +34,7 @@ TEST(CompactSpec, ParsesEveryFormAndRejectsTheRest) {
 
 TEST(ServeCommand, LoraRowsServeTheTargetWithTheAdapter) {
   TransferOptions o;
+  o.backend = "openai";
   o.target = "/m/instruct";
   o.serve_cmd = "vllm serve {model} --served-model-name {name} --port {port}";
   o.serve_lora_cmd = "vllm serve {model} --enable-lora --lora-modules {name}={lora} --port {port}";
@@ -46,12 +47,16 @@ TEST(ServeCommand, LoraRowsServeTheTargetWithTheAdapter) {
   EXPECT_EQ(ServeCommandFor(o, lora),
             "vllm serve /m/instruct --enable-lora --lora-modules "
             "compact_lowrank64_alpha_1=/w/compact/lowrank64 --port 8123");
+  EXPECT_TRUE(ServesLoraModule(o, lora));
+  EXPECT_FALSE(ServesLoraModule(o, exact));
   // Other forms, and LoRA at α ≠ 1 (a module's scale is fixed), use the merged model.
   Variant sign{"compact_sign_alpha_1", "s", 1.0, "", 0, "/w/models/s", "sign", "/w/compact/sign"};
   EXPECT_EQ(ServeCommandFor(o, sign),
             "vllm serve /w/models/s --served-model-name compact_sign_alpha_1 --port 8123");
+  EXPECT_FALSE(ServesLoraModule(o, sign));
   Variant half = lora;
   half.alpha = 0.5;
+  EXPECT_FALSE(ServesLoraModule(o, half));
   EXPECT_EQ(ServeCommandFor(o, half).rfind("vllm serve /w/models/c ", 0), 0u);
   // Without --serve-lora-cmd every row uses --serve-cmd.
   o.serve_lora_cmd.clear();

@@ -103,10 +103,8 @@ for sig in KILL TERM; do
         continue
       fi
       [[ ! -e killed ]] || fail "a run killed by SIG$sig left an output directory"
-      # Only a hidden temporary sibling may remain (a killed process cannot clean up).
-      for leftover in .killed.rvec-tmp-*; do
-        [[ -e "$leftover" ]] && rm -rf "$leftover"
-      done
+      # Only a hidden temporary sibling may remain (a killed process cannot clean up); the
+      # next run removes it.
       killed_mid_run=$((killed_mid_run + 1))
       break
     fi
@@ -114,10 +112,28 @@ for sig in KILL TERM; do
   done
 done
 [[ $killed_mid_run -ge 1 ]] || fail "apply finished before it could be killed; enlarge the input"
-# Finishing normally does produce it.
+# A run killed once its temporary output exists leaves that temporary behind...
+rm -rf killed .killed.rvec-tmp-*
+"$rvec" apply --model big_target.safetensors --vector big_vec.safetensors:0.5 -o killed \
+  -q --threads 1 > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do
+  if compgen -G ".killed.rvec-tmp-*" > /dev/null; then break; fi
+  sleep 0.01
+done
+kill -s KILL "$pid" 2> /dev/null || true
+wait "$pid" 2> /dev/null || true
+left_behind=$( (compgen -G ".killed.rvec-tmp-*" || true) | wc -l)
+rm -rf killed  # only if the kill came too late
+# ...and finishing normally produces the output and removes it, saying so.
 "$rvec" apply --model big_target.safetensors --vector big_vec.safetensors:0.5 -o killed -q \
-  > /dev/null
+  > /dev/null 2> rerun_err.txt
 [[ -f killed/model.safetensors ]] || fail "uninterrupted run"
+[[ $( (compgen -G ".killed.rvec-tmp-*" || true) | wc -l) -eq 0 ]] || fail "stale temporaries remain"
+[[ $left_behind -gt 0 ]] || fail "the killed run left no temporary to clean up (finished too fast?)"
+if [[ $left_behind -gt 0 ]]; then
+  grep -q "rvec: note: removed .*no longer runs" rerun_err.txt || fail "the cleanup was not reported"
+fi
 rm -f big_target.safetensors big_vec.safetensors
 rm -rf killed
 echo "extract_apply: OK"

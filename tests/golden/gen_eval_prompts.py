@@ -8,8 +8,10 @@ over the train split for gsm8k, first_n inline samples for gsm8k_cot / bbh_cot_f
 lm-eval's chat assembly (description -> system message, shots -> user/assistant turns, test doc ->
 final user turn, add_generation_prompt=True; multiple-choice continuations lose the target
 delimiter under a chat template). Chat rendering uses Jinja2 configured as transformers'
-apply_chat_template does. Usage: python3 gen_eval_prompts.py [DATA_DIR]
+apply_chat_template does. Usage: python3 gen_eval_prompts.py [DATA_DIR] (default: the repository's
+testdata/, whose large files are gzip-compressed; needs python3-jinja2)
 """
+import gzip
 import json
 import os
 import random
@@ -18,11 +20,19 @@ import sys
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "..", "shared", "data")
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "testdata")
+
+
+def data_open(path):
+    """A data file, or its gzip-compressed copy PATH.gz (as testdata/ stores large files)."""
+    if os.path.exists(path):
+        return open(path, encoding="utf-8")
+    return gzip.open(path + ".gz", "rt", encoding="utf-8")
+
 OUT = os.path.join(HERE, "eval_prompts")
 N = 5
 
-with open(os.path.join(DATA, "qwen-tokenizer", "qwen2.5", "tokenizer_config.json")) as f:
+with data_open(os.path.join(DATA, "qwen-tokenizer", "qwen2.5", "tokenizer_config.json")) as f:
     template_src = json.load(f)["chat_template"]
 env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
 template = env.from_string(template_src)
@@ -49,7 +59,7 @@ def write(task, rows):
 
 
 def jsonl(path):
-    with open(path, encoding="utf-8") as f:
+    with data_open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -99,7 +109,7 @@ for i in range(N):
 write("gsm8k_cot_zeroshot", rows)
 
 # ---- sciq ----
-with open(os.path.join(DATA, "sciq", "test.json"), encoding="utf-8") as f:
+with data_open(os.path.join(DATA, "sciq", "test.json")) as f:
     sciq = json.load(f)
 rows = []
 for i in range(N):
@@ -115,7 +125,7 @@ write("sciq", rows)
 
 # ---- bbh ----
 def cot_prompt(subtask):
-    with open(os.path.join(DATA, "bbh", "cot-prompts", subtask + ".txt"), encoding="utf-8") as f:
+    with data_open(os.path.join(DATA, "bbh", "cot-prompts", subtask + ".txt")) as f:
         body = f.read().split("-----\n", 1)[1]
     description, rest = body.split("\n\nQ: ", 1)
     shots = []
@@ -132,7 +142,7 @@ def cot_prompt(subtask):
 
 
 def bbh_docs(subtask):
-    with open(os.path.join(DATA, "bbh", "bbh", subtask + ".json"), encoding="utf-8") as f:
+    with data_open(os.path.join(DATA, "bbh", "bbh", subtask + ".json")) as f:
         return json.load(f)["examples"]
 
 
@@ -156,4 +166,26 @@ for subtask in ("boolean_expressions", "word_sorting"):
         plain, chat_p = assemble(description, [], "Q: " + docs[i]["input"] + "\nA:", " ")
         rows.append({"doc_id": i, "plain": plain, "chat": chat_p, "target": docs[i]["target"]})
     write("bbh_zeroshot_" + subtask, rows)
+
+# ---- humaneval_instruct ----
+# doc_to_text is the user turn; gen_prefix starts the assistant turn. Plain: lm-eval joins them
+# directly (the text ends in "\n", so no delimiter is needed). Chat: rendered as transformers'
+# apply_chat_template(continue_final_message=True) does in the 4.4x releases lm-eval pinned: the
+# final assistant message with content gen_prefix, cut right after the *stripped* content and
+# rstripped (newer transformers first try the unstripped content and keep its trailing newlines).
+with gzip.open(os.path.join(DATA, "humaneval", "HumanEval.jsonl.gz"), "rt", encoding="utf-8") as f:
+    humaneval = [json.loads(line) for line in f if line.strip()]
+rows = []
+for i in range(N):
+    prompt = humaneval[i]["prompt"]
+    text = ("Write a solution to the following problem and make sure that it passes the tests:\n"
+            "```python\n" + prompt + "\n```\n")
+    prefix = "Here is the completed function:\n```python\n" + prompt + "\n"
+    rendered = template.render(messages=[{"role": "user", "content": text},
+                                         {"role": "assistant", "content": prefix}],
+                               add_generation_prompt=False, tools=None)
+    final = prefix.strip()
+    chat_p = rendered[: rendered.rindex(final) + len(final)].rstrip()
+    rows.append({"doc_id": i, "plain": text + prefix, "chat": chat_p})
+write("humaneval_instruct", rows)
 print("wrote", sorted(os.listdir(OUT)))

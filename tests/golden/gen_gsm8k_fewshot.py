@@ -6,16 +6,20 @@ lm-eval (lm_eval/api/samplers.py ContextSampler): one random.Random(seed) per ta
 doc in dataset order `self.rnd.sample(self.fewshot_docs(), n)` -- the train split differs from the
 test split, so no extra doc is drawn and nothing is removed. random.sample on a list returns
 population[j] for the same j's as random.sample(range(len(population)), n), so the indices are
-recorded directly. Usage: python3 gen_gsm8k_fewshot.py [DATA_DIR]
+recorded directly. Usage: python3 gen_gsm8k_fewshot.py [DATA_DIR] (default: the repository's
+testdata/)
 """
+import gzip
 import json
 import os
 import random
 import sys
 
 data = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-with open(os.path.join(data, "gsm8k", "train.jsonl"), encoding="utf-8") as f:
+    os.path.dirname(__file__), "..", "..", "testdata")
+path = os.path.join(data, "gsm8k", "train.jsonl")
+with (open(path, encoding="utf-8") if os.path.exists(path)
+      else gzip.open(path + ".gz", "rt", encoding="utf-8")) as f:
     train = [json.loads(line) for line in f]
 assert len(train) == 7473, len(train)
 
