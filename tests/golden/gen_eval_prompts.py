@@ -170,9 +170,10 @@ for subtask in ("boolean_expressions", "word_sorting"):
 # ---- humaneval_instruct ----
 # doc_to_text is the user turn; gen_prefix starts the assistant turn. Plain: lm-eval joins them
 # directly (the text ends in "\n", so no delimiter is needed). Chat: rendered as transformers'
-# apply_chat_template(continue_final_message=True) does in the 4.4x releases lm-eval pinned: the
-# final assistant message with content gen_prefix, cut right after the *stripped* content and
-# rstripped (newer transformers first try the unstripped content and keep its trailing newlines).
+# apply_chat_template(continue_final_message=True) does in the releases that strip the final
+# message (several 4.4x versions): cut right after the *stripped* gen_prefix, then rstripped. Later
+# releases first look for the unstripped content and keep its trailing newlines; rvec follows the
+# stripping behaviour.
 with gzip.open(os.path.join(DATA, "humaneval", "HumanEval.jsonl.gz"), "rt", encoding="utf-8") as f:
     humaneval = [json.loads(line) for line in f if line.strip()]
 rows = []
