@@ -97,6 +97,21 @@ struct Cell {
   size_t n = 0;
 };
 
+// Markdown cells " +1.2 (p=0.034) |" (or " — |" where nothing was compared) of a comparison row.
+std::string DeltaCells(const json& cells) {
+  std::string md;
+  for (const auto& cj : cells) {
+    if (cj.is_null() || cj["delta"].is_null()) {
+      md += " — |";
+    } else {
+      md += fmt::format(
+          " {:+.1f} (p={}) |", 100 * cj["delta"].get<double>(),
+          FormatP(cj["p_value"].is_null() ? std::nan("") : cj["p_value"].get<double>()));
+    }
+  }
+  return md;
+}
+
 json CellJson(const Cell& c) {
   if (!c.present) return nullptr;
   json j = {{"value", c.value}, {"n", c.n}};
@@ -464,16 +479,7 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
           cmp.contains("relative_error")
               ? fmt::format("{:.3f}", cmp["relative_error"].get<double>())
               : "—");
-      for (const auto& cj : cmp["cells"]) {
-        if (cj.is_null() || cj["delta"].is_null()) {
-          md += " — |";
-        } else {
-          md += fmt::format(
-              " {:+.1f} (p={}) |", 100 * cj["delta"].get<double>(),
-              FormatP(cj["p_value"].is_null() ? std::nan("") : cj["p_value"].get<double>()));
-        }
-      }
-      md += "\n";
+      md += DeltaCells(cmp["cells"]) + "\n";
     }
     md += "\n";
   }
@@ -489,16 +495,7 @@ StatusOr<json> WriteTransferReport(const ReportInputs& in) {
     for (const auto& cmp : control_cmp) {
       md += "| " + cmp["variant"].get<std::string>() + " vs " + cmp["control"].get<std::string>() +
             " |";
-      for (const auto& cj : cmp["cells"]) {
-        if (cj.is_null() || cj["delta"].is_null()) {
-          md += " — |";
-        } else {
-          md += fmt::format(
-              " {:+.1f} (p={}) |", 100 * cj["delta"].get<double>(),
-              FormatP(cj["p_value"].is_null() ? std::nan("") : cj["p_value"].get<double>()));
-        }
-      }
-      md += "\n";
+      md += DeltaCells(cmp["cells"]) + "\n";
     }
     md += "\n";
     for (const auto& s : specific_sentences) md += s + "\n\n";
