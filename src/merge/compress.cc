@@ -191,6 +191,19 @@ std::map<std::string, std::string> Provenance(const Checkpoint& vector, const Co
   return md;
 }
 
+// The one-file writer every compact form uses: rvec provenance of kind `kind`, plus the dense
+// shapes for the sparse and sign layouts (null for LoRA, whose shapes are in the factors).
+StatusOr<std::unique_ptr<CheckpointWriter>> CompactWriter(
+    const Checkpoint& vector, const CompressOptions& o, const json& params, std::string_view kind,
+    const fs::path& file, std::vector<TensorSpec> specs, const json* shapes) {
+  CheckpointWriterOptions wo;
+  wo.single_file = true;
+  wo.max_shard_bytes = 0;
+  wo.metadata = Provenance(vector, o, params, kind);
+  if (shapes) wo.metadata[kShapesKey] = shapes->dump();
+  return CheckpointWriter::Create(file, std::move(specs), wo);
+}
+
 struct FloatTensor {
   std::string name;
   TensorView view;
@@ -267,11 +280,8 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
     specs.push_back({"base_model.model." + module + ".lora_A.weight", o.dtype, {ranks[i], s[1]}});
     specs.push_back({"base_model.model." + module + ".lora_B.weight", o.dtype, {s[0], ranks[i]}});
   }
-  CheckpointWriterOptions wo;
-  wo.single_file = true;
-  wo.max_shard_bytes = 0;
-  wo.metadata = Provenance(vector, o, params, "lora_vector");
-  ASSIGN_OR_RETURN(auto writer, CheckpointWriter::Create(dir / kAdapterWeights, specs, wo));
+  ASSIGN_OR_RETURN(auto writer, CompactWriter(vector, o, params, "lora_vector",
+                                              dir / kAdapterWeights, specs, nullptr));
 
   // One matrix per task, at most one per worker in flight (bounded memory).
   std::mutex error_mutex;
@@ -304,12 +314,12 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
   if (o.keep_rest && !rest.empty()) {
     std::vector<TensorSpec> rest_specs;
     for (const auto& t : rest) rest_specs.push_back({t.name, o.dtype, t.view.shape()});
-    CheckpointWriterOptions ro = wo;
-    ro.metadata = Provenance(vector, o, params, "vector");
     std::error_code ec;
     fs::create_directories(dir / kRestDir, ec);
-    ASSIGN_OR_RETURN(auto rest_writer, CheckpointWriter::Create(
-                                           dir / kRestDir / "model.safetensors", rest_specs, ro));
+    if (ec) return IoError("{}: cannot create: {}", (dir / kRestDir).string(), ec.message());
+    ASSIGN_OR_RETURN(auto rest_writer,
+                     CompactWriter(vector, o, params, "vector",
+                                   dir / kRestDir / "model.safetensors", rest_specs, nullptr));
     for (size_t i = 0; i < rest.size(); ++i) {
       const TensorView& v = rest[i].view;
       std::vector<float> buf(kChunkElements);
@@ -420,12 +430,8 @@ Status WriteSparse(const Checkpoint& vector, const CompressOptions& o, const fs:
     shapes[tensors[t].name] = v.shape();
     if (progress) progress->Advance(v.NumBytes());
   }
-  CheckpointWriterOptions wo;
-  wo.single_file = true;
-  wo.max_shard_bytes = 0;
-  wo.metadata = Provenance(vector, o, params, kSparseKind);
-  wo.metadata[kShapesKey] = shapes.dump();
-  ASSIGN_OR_RETURN(auto writer, CheckpointWriter::Create(dir / "model.safetensors", specs, wo));
+  ASSIGN_OR_RETURN(auto writer, CompactWriter(vector, o, params, kSparseKind,
+                                              dir / "model.safetensors", specs, &shapes));
 
   // Pass 2: indices (ascending) and values, each chunk at its own offset.
   std::mutex error_mutex;
@@ -495,12 +501,8 @@ Status WriteSign(const Checkpoint& vector, const CompressOptions& o, const fs::p
     specs.push_back(
         {tensors[t].name + kSignScale, DType::kF32, {o.per_tensor_scale ? int64_t{1} : rows}});
   }
-  CheckpointWriterOptions wo;
-  wo.single_file = true;
-  wo.max_shard_bytes = 0;
-  wo.metadata = Provenance(vector, o, params, kSignKind);
-  wo.metadata[kShapesKey] = shapes.dump();
-  ASSIGN_OR_RETURN(auto writer, CheckpointWriter::Create(dir / "model.safetensors", specs, wo));
+  ASSIGN_OR_RETURN(auto writer, CompactWriter(vector, o, params, kSignKind,
+                                              dir / "model.safetensors", specs, &shapes));
 
   size_t spec = 0;
   for (size_t t = 0; t < tensors.size(); ++t) {
