@@ -7,8 +7,8 @@
 #include <cstdlib>
 
 #include "base/fs.h"
-#include "eval/sandbox.h"
-#include "eval/tasks_humaneval.h"
+#include "eval/sandbox/sandbox.h"
+#include "eval/tasks/humaneval.h"
 
 extern char** environ;
 

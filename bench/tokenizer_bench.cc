@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/fs.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace {
 

@@ -13,12 +13,12 @@
 #include "cli/command.h"
 #include "cli/version.h"
 #include "eval/backend.h"
-#include "eval/perturb.h"
+#include "eval/tasks/perturb.h"
 #include "eval/runner.h"
-#include "eval/tasks_humaneval.h"
-#include "model/chat_template.h"
+#include "eval/tasks/humaneval.h"
+#include "text/chat_template.h"
 #include "model/engine.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace rvec::cli {
 namespace {

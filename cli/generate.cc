@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "model/chat_template.h"
+#include "text/chat_template.h"
 #include "model/engine.h"
 
 namespace rvec::cli {

@@ -9,7 +9,7 @@
 
 #include "base/fs.h"
 #include "cli/command.h"
-#include "eval/robustness.h"
+#include "eval/tasks/robustness.h"
 
 namespace rvec::cli {
 namespace {

@@ -8,8 +8,8 @@
 
 #include "base/fs.h"
 #include "cli/command.h"
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace rvec::cli {
 namespace {

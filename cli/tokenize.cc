@@ -12,7 +12,7 @@
 
 #include "base/fs.h"
 #include "cli/command.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace rvec::cli {
 namespace {

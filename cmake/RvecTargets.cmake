@@ -23,11 +23,12 @@ function(rvec_sanitize target)
   endif()
 endfunction()
 
-# rvec_library(NAME DEPS ...): library rvec_NAME from every .cc in this folder except tests,
-# fuzzers and benchmarks, so that parallel work on a layer never edits this file.
+# rvec_library(NAME DEPS ...): library rvec_NAME from every .cc in this folder and its subfolders
+# ("rooms", e.g. eval/tasks) except tests, fuzzers and benchmarks, so that parallel work on a layer
+# never edits this file.
 function(rvec_library name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
-  file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
+  file(GLOB_RECURSE _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cc)
   list(FILTER _srcs EXCLUDE REGEX "(_test|_fuzz|_bench)\\.cc$")
   if(NOT _srcs)
     # A layer whose first sources have not landed yet: still a target others can link.
@@ -49,7 +50,7 @@ function(rvec_unit_tests name)
     return()
   endif()
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
-  file(GLOB _tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cc)
+  file(GLOB_RECURSE _tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cc)
   if(NOT _tests)
     return()
   endif()

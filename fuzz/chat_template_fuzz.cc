@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "model/jinja.h"
+#include "text/jinja.h"
 
 namespace {
 

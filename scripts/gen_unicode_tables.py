@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-# Generates src/model/unicode_tables.cc (character classes and NFC data) from Python's unicodedata.
+# Generates src/text/unicode_tables.cc (character classes and NFC data) from Python's unicodedata.
 """Writes the Unicode tables the tokenizer needs.
 
-Usage: python3 scripts/gen_unicode_tables.py [DerivedAge.txt] > src/model/unicode_tables.cc
+Usage: python3 scripts/gen_unicode_tables.py [DerivedAge.txt] > src/text/unicode_tables.cc
 
 Two Unicode versions are involved, because Hugging Face `tokenizers` mixes two:
 * The character classes (\\p{L}, \\p{N}, \\s) come from Python's `unicodedata` (14.0.0 for Python

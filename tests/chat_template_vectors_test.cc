@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "base/fs.h"
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace rvec {
 namespace {

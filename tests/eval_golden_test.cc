@@ -17,14 +17,14 @@
 #include "base/sha256.h"
 #include "eval/backend.h"
 #include "eval/data.h"
-#include "eval/pyre.h"
+#include "eval/python/pyre.h"
 #include "eval/report.h"
 #include "eval/runner.h"
 #include "eval/task.h"
-#include "eval/tasks_humaneval.h"
-#include "model/chat_template.h"
+#include "eval/tasks/humaneval.h"
+#include "text/chat_template.h"
 #include "model/engine.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 #include "synth/synth.h"
 
 namespace rvec::eval {

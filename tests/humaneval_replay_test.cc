@@ -10,7 +10,7 @@
 #include "base/fs.h"
 #include "eval/backend.h"
 #include "eval/runner.h"
-#include "eval/tasks_humaneval.h"
+#include "eval/tasks/humaneval.h"
 
 namespace rvec::eval {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 #include "synth/synth.h"
 
 namespace rvec {

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "base/fs.h"
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "text/tokenizer.h"
+#include "text/unicode.h"
 
 namespace rvec {
 namespace {

@@ -3,12 +3,12 @@
 // definitions.
 #include <gtest/gtest.h>
 
-#include "eval/pyrandom.h"
-#include "eval/pyre.h"
+#include "eval/python/pyrandom.h"
+#include "eval/python/pyre.h"
 #include "eval/stats.h"
 #include "eval/task.h"
-#include "eval/tasks_bbh.h"
-#include "eval/tasks_gsm8k.h"
+#include "eval/tasks/bbh.h"
+#include "eval/tasks/gsm8k.h"
 
 namespace rvec::eval {
 namespace {

@@ -12,7 +12,7 @@
 #include "base/progress.h"
 #include "base/sha256.h"
 #include "eval/stats.h"
-#include "eval/tasks_humaneval.h"
+#include "eval/tasks/humaneval.h"
 
 namespace rvec::eval {
 

@@ -7,9 +7,9 @@
 
 #include "base/fs.h"
 #include "eval/data.h"
-#include "eval/pyrandom.h"
-#include "eval/pyre.h"
-#include "model/chat_template.h"
+#include "eval/python/pyrandom.h"
+#include "eval/python/pyre.h"
+#include "text/chat_template.h"
 
 namespace rvec::eval {
 

@@ -218,14 +218,14 @@ class TaskRegistry {
   std::map<std::string, TaskGroup> groups_;
 };
 
-// Registration hooks called by TaskRegistry::Global() (one per task family file; static
+// Registration hooks called by TaskRegistry::Global() (one per task family file in tasks/; static
 // registration objects would be dropped by the static-library link). A new family declares its
 // hook here and adds one call in TaskRegistry::Global() (task.cc).
-void RegisterGsm8kTasks(TaskRegistry& registry);
-void RegisterSciqTasks(TaskRegistry& registry);
-void RegisterBbhTasks(TaskRegistry& registry);
-void RegisterHumanEvalTasks(TaskRegistry& registry);   // tasks_humaneval.cc
-void RegisterRobustnessTasks(TaskRegistry& registry);  // robustness.cc
+void RegisterGsm8kTasks(TaskRegistry& registry);       // tasks/gsm8k.cc
+void RegisterSciqTasks(TaskRegistry& registry);        // tasks/sciq.cc
+void RegisterBbhTasks(TaskRegistry& registry);         // tasks/bbh.cc
+void RegisterHumanEvalTasks(TaskRegistry& registry);   // tasks/humaneval.cc
+void RegisterRobustnessTasks(TaskRegistry& registry);  // tasks/robustness.cc
 
 // A user's --tasks list resolved into leaf tasks (in order, de-duplicated) and the groups named.
 struct ResolvedTasks {

@@ -12,7 +12,7 @@
 
 #include "base/progress.h"
 #include "base/status.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace rvec {
 

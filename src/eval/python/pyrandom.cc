@@ -1,5 +1,5 @@
 // CPython random.Random (Modules/_randommodule.c + Lib/random.py) in C++.
-#include "eval/pyrandom.h"
+#include "eval/python/pyrandom.h"
 
 #include <cmath>
 #include <unordered_set>

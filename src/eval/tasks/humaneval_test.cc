@@ -1,5 +1,5 @@
 // HumanEval task tests: data, lm-eval prompt/stop/program shapes, the execution opt-in, scoring.
-#include "eval/tasks_humaneval.h"
+#include "eval/tasks/humaneval.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Sandbox tests: hostile programs are contained and fail, the host is unchanged; pass@k estimator.
-#include "eval/sandbox.h"
+#include "eval/sandbox/sandbox.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

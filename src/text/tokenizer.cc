@@ -1,6 +1,6 @@
 // Byte-level BPE tokenizer from tokenizer.json: added-token splitting, NFC, the split regex,
 // byte-level BPE with a per-thread word cache, post-processing and lossy byte-level decoding.
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <algorithm>
 #include <array>
@@ -13,8 +13,8 @@
 #include <utility>
 
 #include "base/fs.h"
-#include "model/split_regex.h"
-#include "model/unicode.h"
+#include "text/split_regex.h"
+#include "text/unicode.h"
 
 namespace rvec {
 

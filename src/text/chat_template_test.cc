@@ -1,7 +1,7 @@
 // Unit tests for the Jinja subset interpreter and ChatTemplate: syntax pieces against Python
 // Jinja2, whitespace control, loop variables, namespaces, macros, slicing, filters, errors and
 // limits.
-#include "model/chat_template.h"
+#include "text/chat_template.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/jinja.h"
+#include "text/jinja.h"
 
 namespace rvec {
 namespace {

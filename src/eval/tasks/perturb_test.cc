@@ -1,5 +1,5 @@
 // Perturbation tests: each kind changes what it should and nothing else, deterministically.
-#include "eval/perturb.h"
+#include "eval/tasks/perturb.h"
 
 #include <gtest/gtest.h>
 
@@ -8,9 +8,9 @@
 
 #include "base/fs.h"
 #include "eval/backend.h"
-#include "eval/robustness.h"
+#include "eval/tasks/robustness.h"
 #include "eval/runner.h"
-#include "eval/tasks_gsm8k.h"
+#include "eval/tasks/gsm8k.h"
 
 namespace rvec::eval {
 namespace {

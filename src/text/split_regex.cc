@@ -1,11 +1,11 @@
 // Pre-tokenizer regexes: the Qwen2/Llama-3 patterns matched by hand (the hot path of encoding),
 // everything else through PCRE2 with the Oniguruma differences rewritten away.
-#include "model/split_regex.h"
+#include "text/split_regex.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "model/unicode.h"
+#include "text/unicode.h"
 
 namespace rvec {
 

@@ -1,14 +1,14 @@
 // BIG-Bench Hard as lm-eval defines it: bbh_cot_fewshot (3 fixed CoT shots from cot-prompts/, the
 // task description, "the answer is" extraction) and bbh_zeroshot (per-subtask answer filters), both
 // micro-averaged over their 27 subtasks.
-#include "eval/tasks_bbh.h"
+#include "eval/tasks/bbh.h"
 
 #include <algorithm>
 #include <map>
 #include <mutex>
 
 #include "base/fs.h"
-#include "eval/pyre.h"
+#include "eval/python/pyre.h"
 #include "eval/task.h"
 
 namespace rvec::eval {

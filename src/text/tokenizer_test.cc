@@ -1,7 +1,7 @@
 // Unit tests for the tokenizer pieces on small built-in tokenizer.json files: split regex classes
 // (hand-written matcher against PCRE2), BPE merges in both serialisations, ignore_merges, added
 // tokens and their flags, post-processing, unsupported components, streaming decode.
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "model/split_regex.h"
-#include "model/unicode.h"
+#include "text/split_regex.h"
+#include "text/unicode.h"
 
 namespace rvec {
 namespace {

@@ -1,5 +1,5 @@
 // Adversarial perturbations of task prompts, each a pure function of (text, seed).
-#include "eval/perturb.h"
+#include "eval/tasks/perturb.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,5 +1,5 @@
 // Tests of gsm_plus_mini / gsm_symbolic_p2, the refusal rule, the breakdown and the report rows.
-#include "eval/robustness.h"
+#include "eval/tasks/robustness.h"
 
 #include <gtest/gtest.h>
 

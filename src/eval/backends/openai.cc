@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "eval/backend.h"
-#include "eval/pyre.h"
-#include "model/tokenizer.h"
+#include "eval/python/pyre.h"
+#include "text/tokenizer.h"
 
 namespace rvec::eval {
 

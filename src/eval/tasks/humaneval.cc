@@ -1,5 +1,5 @@
 // HumanEval tasks: lm-eval's humaneval.yaml / humaneval_instruct.yaml, executed in the sandbox.
-#include "eval/tasks_humaneval.h"
+#include "eval/tasks/humaneval.h"
 
 #include <zlib.h>
 

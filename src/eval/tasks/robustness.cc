@@ -1,5 +1,5 @@
 // GSM-Plus / GSM-Symbolic tasks, the critical-thinking refusal rule, and clean-vs-perturbed rows.
-#include "eval/robustness.h"
+#include "eval/tasks/robustness.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,9 +7,9 @@
 #include <tuple>
 
 #include "base/fs.h"
-#include "eval/perturb.h"
+#include "eval/tasks/perturb.h"
 #include "eval/runner.h"
-#include "eval/tasks_gsm8k.h"
+#include "eval/tasks/gsm8k.h"
 
 namespace rvec::eval {
 namespace {

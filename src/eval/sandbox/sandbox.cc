@@ -1,5 +1,5 @@
 // Sandbox implementation: fork -> setsid/rlimits/uid drop -> exec bwrap -> python3 runner.
-#include "eval/sandbox.h"
+#include "eval/sandbox/sandbox.h"
 
 #include <fcntl.h>
 #include <grp.h>

@@ -1,6 +1,6 @@
 // Python `re` semantics on PCRE2 and Python string helpers used by lm-eval filters and metrics.
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "eval/pyre.h"
+#include "eval/python/pyre.h"
 
 #include <locale.h>
 #include <pcre2.h>

@@ -3,7 +3,7 @@
 // Internally errors travel as a private exception type (the evaluator is deeply recursive and
 // nearly every step can fail); Parse() and Render() catch it and return a Status, so nothing
 // escapes this file.
-#include "model/jinja.h"
+#include "text/jinja.h"
 
 #include <fmt/format.h>
 

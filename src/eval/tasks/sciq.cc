@@ -1,6 +1,6 @@
 // SciQ as lm-eval defines it: 4-way log-likelihood multiple choice (acc, acc_norm), gold last.
 #include "base/fs.h"
-#include "eval/pyre.h"
+#include "eval/python/pyre.h"
 #include "eval/task.h"
 
 namespace rvec::eval {

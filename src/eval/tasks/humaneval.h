@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "base/progress.h"
-#include "eval/sandbox.h"
+#include "eval/sandbox/sandbox.h"
 #include "eval/task.h"
 
 namespace rvec::eval {

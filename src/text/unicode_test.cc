@@ -1,5 +1,5 @@
 // Tests for the Unicode layer: UTF-8 coding and lossy repair, character classes, NFC.
-#include "model/unicode.h"
+#include "text/unicode.h"
 
 #include <gtest/gtest.h>
 

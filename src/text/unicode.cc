@@ -1,5 +1,5 @@
 // UTF-8 coding, lossy repair as Rust does it, and NFC (decompose, canonical order, compose).
-#include "model/unicode.h"
+#include "text/unicode.h"
 
 #include <algorithm>
 #include <vector>

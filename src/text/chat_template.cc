@@ -1,6 +1,6 @@
 // Chat templates: finds a model's Jinja chat template and special tokens, and renders conversations
 // with the variables transformers' apply_chat_template passes.
-#include "model/chat_template.h"
+#include "text/chat_template.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/fs.h"
-#include "model/jinja.h"
+#include "text/jinja.h"
 
 namespace rvec {
 

@@ -1,9 +1,9 @@
 // GSM8K tasks as lm-eval defines them: gsm8k (5 seeded random shots from train), gsm8k_cot (8 fixed
 // Wei et al. exemplars) and gsm8k_cot_zeroshot, with strict-match and flexible-extract filters.
-#include "eval/tasks_gsm8k.h"
+#include "eval/tasks/gsm8k.h"
 
 #include "base/fs.h"
-#include "eval/pyre.h"
+#include "eval/python/pyre.h"
 #include "eval/task.h"
 
 namespace rvec::eval {
