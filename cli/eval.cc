@@ -13,11 +13,11 @@
 #include "cli/command.h"
 #include "cli/version.h"
 #include "eval/backend.h"
-#include "eval/tasks/perturb.h"
 #include "eval/runner.h"
 #include "eval/tasks/humaneval.h"
-#include "text/chat_template.h"
+#include "eval/tasks/perturb.h"
 #include "model/engine.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace rvec::cli {

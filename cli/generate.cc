@@ -6,8 +6,8 @@
 #include <string>
 
 #include "cli/command.h"
-#include "text/chat_template.h"
 #include "model/engine.h"
+#include "text/chat_template.h"
 
 namespace rvec::cli {
 namespace {

@@ -22,10 +22,10 @@
 #include "eval/runner.h"
 #include "eval/task.h"
 #include "eval/tasks/humaneval.h"
-#include "text/chat_template.h"
 #include "model/engine.h"
-#include "text/tokenizer.h"
 #include "synth/synth.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace rvec::eval {
 namespace {

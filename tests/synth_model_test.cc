@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "synth/synth.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
-#include "synth/synth.h"
 
 namespace rvec {
 namespace {

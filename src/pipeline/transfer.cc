@@ -23,11 +23,11 @@
 #include "merge/provenance.h"
 #include "merge/stats.h"
 #include "merge/vector.h"
-#include "text/chat_template.h"
 #include "model/engine.h"
-#include "text/tokenizer.h"
 #include "pipeline/served_models.h"
 #include "pipeline/transfer_report.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace rvec::pipeline {
 

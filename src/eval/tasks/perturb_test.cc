@@ -8,9 +8,9 @@
 
 #include "base/fs.h"
 #include "eval/backend.h"
-#include "eval/tasks/robustness.h"
 #include "eval/runner.h"
 #include "eval/tasks/gsm8k.h"
+#include "eval/tasks/robustness.h"
 
 namespace rvec::eval {
 namespace {

@@ -7,9 +7,9 @@
 #include <tuple>
 
 #include "base/fs.h"
-#include "eval/tasks/perturb.h"
 #include "eval/runner.h"
 #include "eval/tasks/gsm8k.h"
+#include "eval/tasks/perturb.h"
 
 namespace rvec::eval {
 namespace {
