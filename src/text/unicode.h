@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/utf8.h"
+
 namespace rvec::unicode {
 
 namespace tables {
@@ -47,41 +49,12 @@ const char* NfcUnicodeVersion();
 // Decodes one code point at `s[pos]`; sets *len to the bytes consumed (>= 1). Invalid or truncated
 // sequences decode as U+FFFD consuming one byte (only valid UTF-8 reaches the regex in practice).
 inline uint32_t DecodeUtf8(std::string_view s, size_t pos, size_t* len) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data()) + pos;
-  const size_t left = s.size() - pos;
-  const unsigned c = p[0];
-  if (c < 0x80) {
-    *len = 1;
-    return c;
-  }
-  if (c >= 0xC2 && c < 0xE0 && left >= 2 && (p[1] & 0xC0) == 0x80) {
-    *len = 2;
-    return ((c & 0x1F) << 6) | (p[1] & 0x3F);
-  }
-  if (c >= 0xE0 && c < 0xF0 && left >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
-    const uint32_t cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) {
-      *len = 3;
-      return cp;
-    }
-  }
-  if (c >= 0xF0 && c < 0xF5 && left >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
-      (p[3] & 0xC0) == 0x80) {
-    const uint32_t cp =
-        ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-    if (cp >= 0x10000 && cp < 0x110000) {
-      *len = 4;
-      return cp;
-    }
-  }
-  *len = 1;
-  return 0xFFFD;
+  const uint32_t cp = rvec::DecodeUtf8(s, pos, len);
+  return cp == kInvalidUtf8 ? 0xFFFD : cp;
 }
 
-void AppendUtf8(uint32_t cp, std::string* out);
-
-// True when `s` is well-formed UTF-8.
-bool IsValidUtf8(std::string_view s);
+inline void AppendUtf8(uint32_t cp, std::string* out) { rvec::AppendUtf8(cp, out); }
+using rvec::IsValidUtf8;  // True when `s` is well-formed UTF-8.
 
 // Lossy UTF-8 repair as Rust's String::from_utf8_lossy: each maximal invalid subsequence (in the
 // sense of the Unicode standard, "substitution of maximal subparts") becomes one U+FFFD.

@@ -9,61 +9,17 @@
 #include <cctype>
 #include <mutex>
 
+#include "base/utf8.h"
+
 namespace rvec::eval {
 
 namespace {
 
-// Decodes one UTF-8 code point at s[i]; invalid bytes decode as themselves (0xDC00 + byte) with
-// length 1 so that nothing is lost.
+// Invalid bytes decode as U+DC00 + byte (Python's surrogateescape) so that nothing is lost.
 char32_t DecodeUtf8(std::string_view s, size_t i, size_t* len) {
-  const unsigned char c = static_cast<unsigned char>(s[i]);
-  auto cont = [&](size_t k) {
-    return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-  };
-  if (c < 0x80) {
-    *len = 1;
-    return c;
-  }
-  if ((c & 0xE0) == 0xC0 && c >= 0xC2 && cont(1)) {
-    *len = 2;
-    return ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
-  }
-  if ((c & 0xF0) == 0xE0 && cont(1) && cont(2)) {
-    const char32_t v = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
-    if (v >= 0x800 && (v < 0xD800 || v > 0xDFFF)) {
-      *len = 3;
-      return v;
-    }
-  }
-  if ((c & 0xF8) == 0xF0 && cont(1) && cont(2) && cont(3)) {
-    const char32_t v = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) |
-                       (s[i + 3] & 0x3F);
-    if (v >= 0x10000 && v <= 0x10FFFF) {
-      *len = 4;
-      return v;
-    }
-  }
-  *len = 1;
-  return 0xDC00 + c;  // lone byte marker (never produced by valid UTF-8)
+  return DecodeUtf8Escaped(s, i, len);
 }
-
-void AppendUtf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
+void AppendUtf8(std::string& out, char32_t c) { AppendUtf8Escaped(c, &out); }
 
 locale_t Utf8Locale() {
   static locale_t loc = [] {
