@@ -55,9 +55,50 @@ std::vector<std::string> SafetensorsFilesIn(const fs::path& dir) {
   return names;
 }
 
-}  // namespace
+// Where a checkpoint's weights are: one safetensors file or an index of shards.
+struct WeightsLayout {
+  fs::path dir;         // the model directory (side files, shard names are relative to it)
+  fs::path single;      // a lone safetensors file, or empty
+  fs::path index_file;  // model.safetensors.index.json (or another *.index.json), or empty
+  bool load_side_files = true;
+};
 
-StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
+StatusOr<WeightsLayout> LocateDirectoryWeights(const fs::path& path) {
+  std::error_code ec;
+  WeightsLayout w;
+  w.dir = path;
+  // transformers looks for model.safetensors before the index; so do we.
+  if (fs::exists(path / kSingleName, ec)) {
+    w.single = path / kSingleName;
+    return w;
+  }
+  if (fs::exists(path / kIndexName, ec)) {
+    w.index_file = path / kIndexName;
+    return w;
+  }
+  const std::vector<std::string> found = SafetensorsFilesIn(path);
+  if (found.empty() && (fs::exists(path / "pytorch_model.bin", ec) ||
+                        fs::exists(path / "pytorch_model.bin.index.json", ec))) {
+    return Unimplemented(
+        "{}: only PyTorch pickle weights (pytorch_model.bin); rvec reads safetensors. "
+        "Convert once with transformers: AutoModelForCausalLM.from_pretrained(dir)"
+        ".save_pretrained(out, safe_serialization=True)",
+        path.string());
+  }
+  if (found.empty()) {
+    return NotFound("{}: no {} or {} in this directory (not a safetensors model)", path.string(),
+                    kSingleName, kIndexName);
+  }
+  // Several shards without an index could be stitched together by name, but nothing says
+  // they form one model; transformers refuses too. A lone file is opened by its path.
+  return NotFound(
+      "{}: no {} or {}; found {} other .safetensors file(s) ({}{}): pass a file path "
+      "directly, or add an index",
+      path.string(), kSingleName, kIndexName, found.size(), found[0],
+      found.size() > 1 ? ", ..." : "");
+}
+
+StatusOr<WeightsLayout> LocateWeights(const fs::path& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) {
@@ -66,122 +107,114 @@ StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
     }
     return NotFound("{}: no such file or directory", path.string());
   }
+  if (fs::is_directory(st)) return LocateDirectoryWeights(path);
+  if (!fs::is_regular_file(st))
+    return InvalidArgument("{}: not a file or directory", path.string());
+  WeightsLayout w;
+  w.dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string name = path.filename().string();
+  if (name.size() > 11 && name.substr(name.size() - 11) == ".index.json") {
+    w.index_file = path;
+  } else {
+    w.single = path;
+    // A lone file (a reasoning vector, say) has no config; read the side files only when it
+    // is a model directory's canonical weights file.
+    w.load_side_files = (name == kSingleName);
+  }
+  return w;
+}
+
+// The index's weight_map, validated: tensor -> shard name.
+StatusOr<std::map<std::string, std::string>> ReadWeightMap(const fs::path& index_file) {
+  const std::string label = index_file.string();
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(index_file));
+  ASSIGN_OR_RETURN(nlohmann::json index, ParseStrictJson(text, label, "index"));
+  if (!index.is_object()) {
+    return DataLoss("{}: index must be a JSON object, found {}", label, JsonTypeName(index));
+  }
+  const auto wm = index.find("weight_map");
+  if (wm == index.end()) return DataLoss("{}: index has no \"weight_map\"", label);
+  if (!wm->is_object()) {
+    return DataLoss("{}: \"weight_map\" must be an object, found {}", label, JsonTypeName(*wm));
+  }
+  if (wm->empty()) return DataLoss("{}: \"weight_map\" lists no tensors", label);
+  if (const auto meta = index.find("metadata");
+      meta != index.end() && !meta->is_null() && !meta->is_object()) {
+    return DataLoss("{}: \"metadata\" must be an object, found {}", label, JsonTypeName(*meta));
+  }
+  std::map<std::string, std::string> weight_map;
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    if (!it.value().is_string()) {
+      return DataLoss("{}: tensor \"{}\" is mapped to {}, expected a shard file name", label,
+                      it.key(), JsonTypeName(it.value()));
+    }
+    const std::string& shard = it.value().get_ref<const std::string&>();
+    RETURN_IF_ERROR(CheckShardName(shard, it.key(), label));
+    weight_map.emplace(it.key(), shard);
+  }
+  return weight_map;
+}
+
+// Opens every shard the index names, in shard-name order (as transformers), and checks that the
+// index and the shards agree in both directions.
+StatusOr<std::vector<std::unique_ptr<SafetensorsFile>>> OpenIndexedShards(
+    const fs::path& index_file, const fs::path& dir) {
+  const std::string label = index_file.string();
+  ASSIGN_OR_RETURN(const auto weight_map, ReadWeightMap(index_file));
+  std::map<std::string, std::vector<std::string>> by_shard;
+  for (const auto& [tensor, shard] : weight_map) by_shard[shard].push_back(tensor);
+  std::vector<std::unique_ptr<SafetensorsFile>> shards;
+  for (const auto& [shard, tensors] : by_shard) {
+    auto file = SafetensorsFile::Open(dir / shard);
+    if (!file.ok()) {
+      return Status(file.status().code(),
+                    fmt::format("{}: shard \"{}\" (listed for {} tensor{}, e.g. \"{}\"): {}", label,
+                                shard, tensors.size(), tensors.size() == 1 ? "" : "s", tensors[0],
+                                file.status().message()));
+    }
+    for (const std::string& t : tensors) {
+      if (file->Find(t) == nullptr) {
+        return DataLoss("{}: tensor \"{}\" is mapped to shard \"{}\", which does not contain it",
+                        label, t, shard);
+      }
+    }
+    shards.push_back(std::make_unique<SafetensorsFile>(std::move(file).value()));
+  }
+  // Every tensor stored in a shard must be the one the index points to (checked once all shards
+  // opened, so that a missing shard is reported first).
+  auto shard_name = by_shard.begin();
+  for (const auto& file : shards) {
+    const std::string& shard = (shard_name++)->first;
+    for (const TensorInfo& t : file->tensors()) {
+      const auto it = weight_map.find(t.name);
+      if (it == weight_map.end()) {
+        return DataLoss("{}: shard \"{}\" holds tensor \"{}\", which the index does not list",
+                        label, shard, t.name);
+      }
+      if (it->second != shard) {
+        return DataLoss(
+            "{}: tensor \"{}\" is stored in two shards, \"{}\" and \"{}\" (the index names "
+            "\"{}\")",
+            label, t.name, std::min(shard, it->second), std::max(shard, it->second), it->second);
+      }
+    }
+  }
+  return shards;
+}
+
+}  // namespace
+
+StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
+  ASSIGN_OR_RETURN(const WeightsLayout layout, LocateWeights(path));
   Checkpoint ckpt;
   ckpt.path_ = path;
-  bool load_side_files = true;
-  fs::path index_file;
-  std::vector<fs::path> single;
-  if (fs::is_directory(st)) {
-    ckpt.dir_ = path;
-    // transformers looks for model.safetensors before the index; so do we.
-    if (fs::exists(path / kSingleName, ec)) {
-      single.push_back(path / kSingleName);
-    } else if (fs::exists(path / kIndexName, ec)) {
-      index_file = path / kIndexName;
-    } else {
-      const std::vector<std::string> found = SafetensorsFilesIn(path);
-      if (found.empty() && (fs::exists(path / "pytorch_model.bin", ec) ||
-                            fs::exists(path / "pytorch_model.bin.index.json", ec))) {
-        return Unimplemented(
-            "{}: only PyTorch pickle weights (pytorch_model.bin); rvec reads safetensors. "
-            "Convert once with transformers: AutoModelForCausalLM.from_pretrained(dir)"
-            ".save_pretrained(out, safe_serialization=True)",
-            path.string());
-      }
-      if (found.empty()) {
-        return NotFound("{}: no {} or {} in this directory (not a safetensors model)",
-                        path.string(), kSingleName, kIndexName);
-      }
-      // Several shards without an index could be stitched together by name, but nothing says
-      // they form one model; transformers refuses too. A lone file is opened by its path.
-      return NotFound(
-          "{}: no {} or {}; found {} other .safetensors file(s) ({}{}): pass a file path "
-          "directly, or add an index",
-          path.string(), kSingleName, kIndexName, found.size(), found[0],
-          found.size() > 1 ? ", ..." : "");
-    }
-  } else if (fs::is_regular_file(st)) {
-    ckpt.dir_ = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-    const std::string name = path.filename().string();
-    if (name.size() > 11 && name.substr(name.size() - 11) == ".index.json") {
-      index_file = path;
-    } else {
-      single.push_back(path);
-      // A lone file (a reasoning vector, say) has no config; read the side files only when it
-      // is a model directory's canonical weights file.
-      load_side_files = (name == kSingleName);
-    }
-  } else {
-    return InvalidArgument("{}: not a file or directory", path.string());
-  }
-
-  if (!single.empty()) {
-    ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(single[0]));
+  ckpt.dir_ = layout.dir;
+  if (!layout.single.empty()) {
+    ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(layout.single));
     ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
   } else {
-    ckpt.index_path_ = index_file;
-    const std::string label = index_file.string();
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(index_file));
-    ASSIGN_OR_RETURN(nlohmann::json index, ParseStrictJson(text, label, "index"));
-    if (!index.is_object()) {
-      return DataLoss("{}: index must be a JSON object, found {}", label, JsonTypeName(index));
-    }
-    const auto wm = index.find("weight_map");
-    if (wm == index.end()) return DataLoss("{}: index has no \"weight_map\"", label);
-    if (!wm->is_object()) {
-      return DataLoss("{}: \"weight_map\" must be an object, found {}", label, JsonTypeName(*wm));
-    }
-    if (wm->empty()) return DataLoss("{}: \"weight_map\" lists no tensors", label);
-    if (const auto meta = index.find("metadata");
-        meta != index.end() && !meta->is_null() && !meta->is_object()) {
-      return DataLoss("{}: \"metadata\" must be an object, found {}", label, JsonTypeName(*meta));
-    }
-    std::map<std::string, std::string> weight_map;
-    std::map<std::string, std::vector<std::string>> by_shard;  // sorted like transformers
-    for (auto it = wm->begin(); it != wm->end(); ++it) {
-      if (!it.value().is_string()) {
-        return DataLoss("{}: tensor \"{}\" is mapped to {}, expected a shard file name", label,
-                        it.key(), JsonTypeName(it.value()));
-      }
-      const std::string& shard = it.value().get_ref<const std::string&>();
-      RETURN_IF_ERROR(CheckShardName(shard, it.key(), label));
-      weight_map.emplace(it.key(), shard);
-      by_shard[shard].push_back(it.key());
-    }
-    std::map<std::string, size_t> shard_index;
-    for (const auto& [shard, tensors] : by_shard) {
-      auto file = SafetensorsFile::Open(ckpt.dir_ / shard);
-      if (!file.ok()) {
-        return Status(file.status().code(),
-                      fmt::format("{}: shard \"{}\" (listed for {} tensor{}, e.g. \"{}\"): {}",
-                                  label, shard, tensors.size(), tensors.size() == 1 ? "" : "s",
-                                  tensors[0], file.status().message()));
-      }
-      for (const std::string& t : tensors) {
-        if (file->Find(t) == nullptr) {
-          return DataLoss("{}: tensor \"{}\" is mapped to shard \"{}\", which does not contain it",
-                          label, t, shard);
-        }
-      }
-      shard_index.emplace(shard, ckpt.shards_.size());
-      ckpt.shards_.push_back(std::make_unique<SafetensorsFile>(std::move(file).value()));
-    }
-    // Every tensor stored in a shard must be the one the index points to.
-    for (const auto& [shard, i] : shard_index) {
-      for (const TensorInfo& t : ckpt.shards_[i]->tensors()) {
-        const auto it = weight_map.find(t.name);
-        if (it == weight_map.end()) {
-          return DataLoss("{}: shard \"{}\" holds tensor \"{}\", which the index does not list",
-                          label, shard, t.name);
-        }
-        if (it->second != shard) {
-          return DataLoss(
-              "{}: tensor \"{}\" is stored in two shards, \"{}\" and \"{}\" (the index names "
-              "\"{}\")",
-              label, t.name, std::min(shard, it->second), std::max(shard, it->second), it->second);
-        }
-      }
-    }
+    ckpt.index_path_ = layout.index_file;
+    ASSIGN_OR_RETURN(ckpt.shards_, OpenIndexedShards(layout.index_file, layout.dir));
   }
 
   for (size_t s = 0; s < ckpt.shards_.size(); ++s) {
@@ -193,7 +226,8 @@ StatusOr<Checkpoint> Checkpoint::Open(const fs::path& path) {
     }
   }
 
-  if (load_side_files) {
+  if (layout.load_side_files) {
+    std::error_code ec;
     const fs::path config_path = ckpt.dir_ / "config.json";
     if (fs::is_regular_file(config_path, ec)) {
       ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));

@@ -98,6 +98,9 @@ struct CheckpointWriter::Impl {
   bool finished = false;
 
   ~Impl() { CloseAll(); }
+  Status CreateShard(size_t s, size_t num_shards, const std::vector<size_t>& members,
+                     const std::vector<TensorSpec>& tensors,
+                     const std::map<std::string, std::string>& metadata);
   void CloseAll() {
     for (Shard& s : shards) {
       if (s.fd >= 0) ::close(s.fd);
@@ -106,17 +109,18 @@ struct CheckpointWriter::Impl {
   }
 };
 
-StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
-    const fs::path& out, std::vector<TensorSpec> tensors, CheckpointWriterOptions options) {
-  const std::string label = out.string();
-  auto impl = std::make_unique<Impl>();
-  // Validate the plan before touching the disk.
+namespace {
+
+// Checks names and sizes before anything touches the disk; returns the total tensor bytes.
+StatusOr<uint64_t> ValidatePlan(const std::vector<TensorSpec>& tensors, const std::string& label,
+                                std::unordered_map<std::string, size_t>* by_name) {
+  uint64_t total = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorSpec& t = tensors[i];
     if (t.name == "__metadata__") {
       return InvalidArgument("{}: \"__metadata__\" cannot be a tensor name", label);
     }
-    if (!impl->by_name.emplace(t.name, i).second) {
+    if (!by_name->emplace(t.name, i).second) {
       return InvalidArgument("{}: tensor \"{}\" is listed twice", label, t.name);
     }
     uint64_t bytes = DTypeSize(t.dtype);
@@ -129,30 +133,34 @@ StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
       }
       bytes *= static_cast<uint64_t>(d);
     }
-    if (impl->total_bytes > std::numeric_limits<uint64_t>::max() - bytes) {
+    if (total > std::numeric_limits<uint64_t>::max() - bytes) {
       return InvalidArgument("{}: checkpoint is too large", label);
     }
-    impl->total_bytes += bytes;
+    total += bytes;
   }
+  return total;
+}
 
-  // Greedy shard assignment in plan order, as transformers' splitter does: a tensor that would tip
-  // the current shard over the budget starts a new one; a tensor above the budget sits alone.
+// Greedy shard assignment in plan order, as transformers' splitter does: a tensor that would tip
+// the current shard over the budget starts a new one; a tensor above the budget sits alone.
+std::vector<std::vector<size_t>> AssignShards(const std::vector<TensorSpec>& tensors,
+                                              uint64_t budget) {
   std::vector<std::vector<size_t>> members(1);
-  {
-    uint64_t current = 0;
-    const uint64_t budget = options.single_file ? 0 : options.max_shard_bytes;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const uint64_t bytes = tensors[i].NumBytes();
-      if (budget != 0 && !members.back().empty() && current + bytes > budget) {
-        members.emplace_back();
-        current = 0;
-      }
-      members.back().push_back(i);
-      current += bytes;
+  uint64_t current = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const uint64_t bytes = tensors[i].NumBytes();
+    if (budget != 0 && !members.back().empty() && current + bytes > budget) {
+      members.emplace_back();
+      current = 0;
     }
+    members.back().push_back(i);
+    current += bytes;
   }
+  return members;
+}
 
-  std::map<std::string, std::string> metadata = options.metadata;
+StatusOr<std::map<std::string, std::string>> ShardMetadata(
+    std::map<std::string, std::string> metadata, const std::string& label) {
   metadata.emplace("format", "pt");  // what transformers writes; caller's value wins
   // transformers refuses to load a safetensors file whose metadata has any other format.
   if (const std::string& f = metadata["format"];
@@ -162,6 +170,74 @@ StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
         "tf, flax, mlx)",
         label, f);
   }
+  return metadata;
+}
+
+}  // namespace
+
+// Creates shard `s`: lays out its header, reserves its full size and writes the header.
+Status CheckpointWriter::Impl::CreateShard(size_t s, size_t num_shards,
+                                           const std::vector<size_t>& members,
+                                           const std::vector<TensorSpec>& tensors,
+                                           const std::map<std::string, std::string>& metadata) {
+  Shard shard;
+  shard.name = options.single_file ? out.filename().string() : ShardFileName(s, num_shards);
+  shard.path = options.single_file ? pending->temp_path() : staging_dir / shard.name;
+  std::vector<TensorInfo> infos;
+  infos.reserve(members.size());
+  uint64_t offset = 0;
+  for (size_t i : members) {
+    TensorInfo info;
+    info.name = tensors[i].name;
+    info.dtype = tensors[i].dtype;
+    info.shape = tensors[i].shape;
+    info.begin = offset;
+    info.end = offset + tensors[i].NumBytes();
+    offset = info.end;
+    infos.push_back(std::move(info));
+  }
+  const std::string header = SerializeSafetensorsHeader(infos, metadata);
+  if (header.size() > kMaxSafetensorsHeaderSize) {
+    return InvalidArgument("{}: shard {} header would be {} bytes, above the safetensors limit",
+                           out.string(), shard.name, header.size());
+  }
+  shard.data_offset = 8 + header.size();
+  shard.file_size = shard.data_offset + offset;
+  for (size_t k = 0; k < members.size(); ++k) {
+    placement[members[k]] = {s, shard.data_offset + infos[k].begin, infos[k].end - infos[k].begin};
+  }
+  shard.fd = ::open(shard.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (shard.fd < 0) {
+    return IoError("{}: cannot create: {}", shard.path.string(), std::strerror(errno));
+  }
+  shards.push_back(shard);  // from here on the fd is closed by CloseAll
+  // Reserve the space now so that a full disk fails here, not after minutes of work.
+  if (shard.file_size > 0) {
+    const int rc = ::posix_fallocate(shard.fd, 0, static_cast<off_t>(shard.file_size));
+    if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+      return IoError("{}: cannot reserve {} bytes: {}", shard.path.string(), shard.file_size,
+                     std::strerror(rc));
+    }
+    if (rc != 0 && ::ftruncate(shard.fd, static_cast<off_t>(shard.file_size)) != 0) {
+      return IoError("{}: cannot size to {} bytes: {}", shard.path.string(), shard.file_size,
+                     std::strerror(errno));
+    }
+  }
+  uint8_t prefix[8];
+  const uint64_t n = header.size();
+  for (int b = 0; b < 8; ++b) prefix[b] = static_cast<uint8_t>(n >> (8 * b));
+  RETURN_IF_ERROR(PwriteAll(shard.fd, prefix, 8, 0, shard.path));
+  return PwriteAll(shard.fd, header.data(), header.size(), 8, shard.path);
+}
+
+StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
+    const fs::path& out, std::vector<TensorSpec> tensors, CheckpointWriterOptions options) {
+  const std::string label = out.string();
+  auto impl = std::make_unique<Impl>();
+  ASSIGN_OR_RETURN(impl->total_bytes, ValidatePlan(tensors, label, &impl->by_name));
+  const std::vector<std::vector<size_t>> members =
+      AssignShards(tensors, options.single_file ? 0 : options.max_shard_bytes);
+  ASSIGN_OR_RETURN(const auto metadata, ShardMetadata(options.metadata, label));
 
   ASSIGN_OR_RETURN(PendingOutput pending,
                    PendingOutput::Create(out, options.force, !options.single_file));
@@ -173,59 +249,8 @@ StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
   impl->options = std::move(options);
   impl->placement.resize(tensors.size());
   impl->coverage = std::make_unique<Impl::Coverage[]>(tensors.size());
-
-  const size_t num_shards = members.size();
-  for (size_t s = 0; s < num_shards; ++s) {
-    Impl::Shard shard;
-    shard.name = impl->options.single_file ? out.filename().string() : ShardFileName(s, num_shards);
-    shard.path =
-        impl->options.single_file ? impl->pending->temp_path() : impl->staging_dir / shard.name;
-    std::vector<TensorInfo> infos;
-    infos.reserve(members[s].size());
-    uint64_t offset = 0;
-    for (size_t i : members[s]) {
-      TensorInfo info;
-      info.name = tensors[i].name;
-      info.dtype = tensors[i].dtype;
-      info.shape = tensors[i].shape;
-      info.begin = offset;
-      info.end = offset + tensors[i].NumBytes();
-      offset = info.end;
-      infos.push_back(std::move(info));
-    }
-    const std::string header = SerializeSafetensorsHeader(infos, metadata);
-    if (header.size() > kMaxSafetensorsHeaderSize) {
-      return InvalidArgument("{}: shard {} header would be {} bytes, above the safetensors limit",
-                             label, shard.name, header.size());
-    }
-    shard.data_offset = 8 + header.size();
-    shard.file_size = shard.data_offset + offset;
-    for (size_t k = 0; k < members[s].size(); ++k) {
-      impl->placement[members[s][k]] = {s, shard.data_offset + infos[k].begin,
-                                        infos[k].end - infos[k].begin};
-    }
-    shard.fd = ::open(shard.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (shard.fd < 0) {
-      return IoError("{}: cannot create: {}", shard.path.string(), std::strerror(errno));
-    }
-    impl->shards.push_back(shard);  // from here on the fd is closed by Impl
-    // Reserve the space now so that a full disk fails here, not after minutes of work.
-    if (shard.file_size > 0) {
-      const int rc = ::posix_fallocate(shard.fd, 0, static_cast<off_t>(shard.file_size));
-      if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
-        return IoError("{}: cannot reserve {} bytes: {}", shard.path.string(), shard.file_size,
-                       std::strerror(rc));
-      }
-      if (rc != 0 && ::ftruncate(shard.fd, static_cast<off_t>(shard.file_size)) != 0) {
-        return IoError("{}: cannot size to {} bytes: {}", shard.path.string(), shard.file_size,
-                       std::strerror(errno));
-      }
-    }
-    uint8_t prefix[8];
-    uint64_t n = header.size();
-    for (int b = 0; b < 8; ++b) prefix[b] = static_cast<uint8_t>(n >> (8 * b));
-    RETURN_IF_ERROR(PwriteAll(shard.fd, prefix, 8, 0, shard.path));
-    RETURN_IF_ERROR(PwriteAll(shard.fd, header.data(), header.size(), 8, shard.path));
+  for (size_t s = 0; s < members.size(); ++s) {
+    RETURN_IF_ERROR(impl->CreateShard(s, members.size(), members[s], tensors, metadata));
   }
 
   std::unique_ptr<CheckpointWriter> writer(new CheckpointWriter());
