@@ -122,7 +122,13 @@ std::vector<std::string> PreTokenize(std::string_view s) {
   return pieces;
 }
 
-SynthTokenizerFiles BuildTokenizer() {
+// A byte-level BPE trained on kTrainingText: vocab (id -> byte-level string) and merges.
+struct Bpe {
+  std::vector<std::string> vocab;
+  std::vector<std::pair<int, int>> merges;
+};
+
+Bpe TrainBpe() {
   const ByteLevel bl;
   std::vector<std::string> vocab;  // id -> byte-level string
   std::map<std::string, int> ids;
@@ -177,17 +183,14 @@ SynthTokenizerFiles BuildTokenizer() {
       w = std::move(merged);
     }
   }
+  return {std::move(vocab), std::move(merges)};
+}
 
-  SynthTokenizerFiles files;
-  const int64_t base = static_cast<int64_t>(vocab.size());
-  files.endoftext_id = base;
-  files.im_start_id = base + 1;
-  files.im_end_id = base + 2;
-  files.size = base + 3;
-  const std::pair<const char*, int64_t> added[] = {{"<|endoftext|>", files.endoftext_id},
-                                                   {"<|im_start|>", files.im_start_id},
-                                                   {"<|im_end|>", files.im_end_id}};
+using AddedTokens = std::pair<const char*, int64_t>[3];
 
+// tokenizer.json in the field order the Hugging Face tokenizers library writes.
+std::string TokenizerJson(const Bpe& bpe, const AddedTokens& added) {
+  const std::vector<std::string>& vocab = bpe.vocab;
   using ojson = nlohmann::ordered_json;
   ojson tok;
   tok["version"] = "1.0";
@@ -236,12 +239,14 @@ SynthTokenizerFiles BuildTokenizer() {
   for (size_t id = 0; id < vocab.size(); ++id) vocab_json[vocab[id]] = id;
   model["vocab"] = std::move(vocab_json);
   ojson merges_json = ojson::array();
-  for (const auto& [a, b] : merges) merges_json.push_back(vocab[a] + " " + vocab[b]);
+  for (const auto& [a, b] : bpe.merges) merges_json.push_back(vocab[a] + " " + vocab[b]);
   model["merges"] = std::move(merges_json);
   tok["model"] = std::move(model);
-  files.tokenizer_json = tok.dump(2, ' ', /*ensure_ascii=*/false);
+  return tok.dump(2, ' ', /*ensure_ascii=*/false);
+}
 
-  // tokenizer_config.json as transformers writes it: sorted keys.
+// tokenizer_config.json as transformers writes it: sorted keys.
+std::string TokenizerConfigJson(const AddedTokens& added) {
   nlohmann::json config;
   config["add_bos_token"] = false;
   config["add_prefix_space"] = false;
@@ -274,7 +279,22 @@ SynthTokenizerFiles BuildTokenizer() {
   config["split_special_tokens"] = false;
   config["tokenizer_class"] = "Qwen2Tokenizer";
   config["unk_token"] = nullptr;
-  files.tokenizer_config_json = config.dump(2, ' ', /*ensure_ascii=*/false) + "\n";
+  return config.dump(2, ' ', /*ensure_ascii=*/false) + "\n";
+}
+
+SynthTokenizerFiles BuildTokenizer() {
+  const Bpe bpe = TrainBpe();
+  SynthTokenizerFiles files;
+  const int64_t base = static_cast<int64_t>(bpe.vocab.size());
+  files.endoftext_id = base;
+  files.im_start_id = base + 1;
+  files.im_end_id = base + 2;
+  files.size = base + 3;
+  const AddedTokens added = {{"<|endoftext|>", files.endoftext_id},
+                             {"<|im_start|>", files.im_start_id},
+                             {"<|im_end|>", files.im_end_id}};
+  files.tokenizer_json = TokenizerJson(bpe, added);
+  files.tokenizer_config_json = TokenizerConfigJson(added);
   return files;
 }
 
