@@ -257,11 +257,13 @@ bool EvalTask::HigherIsBetter(const std::string& metric) const {
 
 // ---- filters and metrics ------------------------------------------------------------------------
 
-StatusOr<double> ExactMatch(const std::string& prediction, const std::string& reference,
-                            const ExactMatchOptions& options) {
-  std::string p = prediction, r = reference;
-  for (const auto& pattern : options.regexes_to_ignore) {
-    ASSIGN_OR_RETURN(PyRegex re, PyRegex::Compile(pattern));
+namespace {
+
+// exact_match after lm-eval's normalisations, with the regexes_to_ignore already compiled.
+StatusOr<double> ExactMatchCompiled(std::string p, std::string r,
+                                    const std::vector<PyRegex>& regexes_to_ignore,
+                                    const ExactMatchOptions& options) {
+  for (const auto& re : regexes_to_ignore) {
     ASSIGN_OR_RETURN(p, re.Sub(p, ""));
     ASSIGN_OR_RETURN(r, re.Sub(r, ""));
   }
@@ -274,6 +276,18 @@ StatusOr<double> ExactMatch(const std::string& prediction, const std::string& re
     r = RemoveAsciiPunctuation(r);
   }
   return p == r ? 1.0 : 0.0;
+}
+
+}  // namespace
+
+StatusOr<double> ExactMatch(const std::string& prediction, const std::string& reference,
+                            const ExactMatchOptions& options) {
+  std::vector<PyRegex> compiled;
+  for (const auto& pattern : options.regexes_to_ignore) {
+    ASSIGN_OR_RETURN(PyRegex re, PyRegex::Compile(pattern));
+    compiled.push_back(std::move(re));
+  }
+  return ExactMatchCompiled(prediction, reference, compiled, options);
 }
 
 GenerationMetric ExactMatchMetric(ExactMatchOptions options) {
@@ -290,20 +304,7 @@ GenerationMetric ExactMatchMetric(ExactMatchOptions options) {
     if (compiled->size() != options.regexes_to_ignore.size()) {
       return ExactMatch(prediction, reference, options);  // reports the compile error
     }
-    std::string p = prediction, r = reference;
-    for (const auto& re : *compiled) {
-      ASSIGN_OR_RETURN(p, re.Sub(p, ""));
-      ASSIGN_OR_RETURN(r, re.Sub(r, ""));
-    }
-    if (options.ignore_case) {
-      p = PyLower(p);
-      r = PyLower(r);
-    }
-    if (options.ignore_punctuation) {
-      p = RemoveAsciiPunctuation(p);
-      r = RemoveAsciiPunctuation(r);
-    }
-    return p == r ? 1.0 : 0.0;
+    return ExactMatchCompiled(prediction, reference, *compiled, options);
   };
   return m;
 }
@@ -370,6 +371,10 @@ Status MissingDataError(const std::filesystem::path& path, const std::string& da
 
 StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
   ASSIGN_OR_RETURN(std::string text, ReadDataFile(path));
+  return ParseJsonLines(text, path.string());
+}
+
+StatusOr<std::vector<Doc>> ParseJsonLines(std::string_view text, const std::string& label) {
   std::vector<Doc> docs;
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
@@ -381,7 +386,7 @@ StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     Doc d = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (d.is_discarded() || !d.is_object()) {
-      return DataLoss("{}: line {} is not a JSON object", path.string(), line_no);
+      return DataLoss("{}: line {} is not a JSON object", label, line_no);
     }
     docs.push_back(std::move(d));
   }

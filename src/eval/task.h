@@ -249,6 +249,8 @@ Filter TakeFirstFilter(std::string name);
 // Data helpers: JSON Lines / JSON array files (plain, or FILE.gz beside the named path) with clear
 // errors naming the file and line.
 StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path);
+// The JSON Lines parser behind ReadJsonLines (blank lines skipped; errors say "LABEL: line N").
+StatusOr<std::vector<Doc>> ParseJsonLines(std::string_view text, const std::string& label);
 StatusOr<std::vector<Doc>> ReadJsonArray(const std::filesystem::path& path,
                                          const std::string& key = "");
 // Error for a missing data file: names the file and how to get it.

@@ -1,13 +1,12 @@
 // HumanEval tasks: lm-eval's humaneval.yaml / humaneval_instruct.yaml, executed in the sandbox.
 #include "eval/tasks/humaneval.h"
 
-#include <zlib.h>
-
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 
+#include "base/fs.h"
 #include "base/threading.h"
 
 namespace rvec::eval {
@@ -218,43 +217,18 @@ std::string HumanEvalReference(const Doc& doc) {
 }
 
 StatusOr<std::vector<Doc>> LoadHumanEval(const std::filesystem::path& data_dir) {
+  // Upstream ships HumanEval.jsonl.gz, and it is vendored as is: always gzip, whatever the name.
   const auto path = data_dir / "humaneval" / "HumanEval.jsonl.gz";
   if (!std::filesystem::exists(path)) return MissingDataError(path, "humaneval");
-  gzFile gz = gzopen(path.c_str(), "rb");
-  if (gz == nullptr) return IoError("{}: cannot open", path.string());
-  std::string text;
-  char buffer[1 << 16];
-  for (;;) {
-    const int n = gzread(gz, buffer, sizeof(buffer));
-    if (n < 0) {
-      int errnum = 0;
-      const std::string message = gzerror(gz, &errnum);
-      gzclose(gz);
-      return DataLoss("{}: corrupt gzip data ({})", path.string(), message);
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  gzclose(gz);
-  std::vector<Doc> docs;
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    ++line_no;
-    const std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    Doc d = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (d.is_discarded() || !d.is_object()) {
-      return DataLoss("{}: line {} is not a JSON object", path.string(), line_no);
-    }
+  ASSIGN_OR_RETURN(const std::string gz, ReadFileToString(path));
+  ASSIGN_OR_RETURN(const std::string text, GunzipString(gz, path.string()));
+  ASSIGN_OR_RETURN(std::vector<Doc> docs, ParseJsonLines(text, path.string()));
+  for (size_t i = 0; i < docs.size(); ++i) {
     for (const char* key : {"task_id", "prompt", "canonical_solution", "test", "entry_point"}) {
-      if (!d.contains(key) || !d[key].is_string()) {
-        return DataLoss("{}: line {} lacks string field '{}'", path.string(), line_no, key);
+      if (!docs[i].contains(key) || !docs[i][key].is_string()) {
+        return DataLoss("{}: line {} lacks string field '{}'", path.string(), i + 1, key);
       }
     }
-    docs.push_back(std::move(d));
   }
   if (docs.empty()) return DataLoss("{}: no problems", path.string());
   return docs;
