@@ -17,21 +17,24 @@ SequenceKv::SequenceKv(KvPool* pool, size_t layers, size_t capacity, size_t kv_d
 SequenceKv::~SequenceKv() { pool_->used_ -= bytes(); }
 
 void SequenceKv::Store(size_t layer, size_t pos, const float* k, const float* v) {
-  float* tile_start =
-      data_.get() + (layer * 2) * capacity_ * kv_dim_ + (pos / kKeyTile) * kKeyTile * head_dim_;
-  float* tile = tile_start + pos % kKeyTile;
+  float* tile = data_.get() + (layer * 2) * capacity_ * kv_dim_ +
+                (pos / kKeyTile) * kKeyTile * head_dim_ + pos % kKeyTile;
   for (size_t h = 0; h < kv_dim_ / head_dim_; ++h) {
-    // The attention kernel scores whole tiles and ignores the lanes past the context; zeroing a
-    // tile when its first position arrives keeps those lanes defined (no uninitialised reads for
-    // MemorySanitizer, no NaN patterns) while pages still become resident only as they are used.
-    if (pos % kKeyTile == 0) {
-      std::memset(tile_start + h * capacity_ * head_dim_, 0, kKeyTile * head_dim_ * sizeof(float));
-    }
     float* dst = tile + h * capacity_ * head_dim_;
     for (size_t d = 0; d < head_dim_; ++d) dst[d * kKeyTile] = k[h * head_dim_ + d];
   }
   std::memcpy(data_.get() + ((layer * 2 + 1) * capacity_ + pos) * kv_dim_, v,
               kv_dim_ * sizeof(float));
+}
+
+void SequenceKv::ClearKeyTile(size_t pos) {
+  const size_t tile = pos / kKeyTile * kKeyTile * head_dim_;
+  for (size_t l = 0; l < layers_; ++l) {
+    for (size_t h = 0; h < kv_dim_ / head_dim_; ++h) {
+      std::memset(data_.get() + (l * 2) * capacity_ * kv_dim_ + h * capacity_ * head_dim_ + tile, 0,
+                  kKeyTile * head_dim_ * sizeof(float));
+    }
+  }
 }
 
 void SequenceKv::CopyPrefix(const SequenceKv& other, size_t n) {

@@ -31,6 +31,11 @@ class SequenceKv {
   size_t kv_dim() const { return kv_dim_; }
   // Writes the key and value rows ([kv_heads * head_dim] each) of one position.
   void Store(size_t layer, size_t pos, const float* k, const float* v);
+  // Zeroes, in every layer, the key tile holding `pos`. The attention kernel scores whole tiles
+  // and ignores the lanes past the context; clearing a tile before its first position is stored
+  // keeps those lanes defined (no uninitialised reads, no NaN patterns) while pages still become
+  // resident only as they are used. Must not run concurrently with a Store into the same tile.
+  void ClearKeyTile(size_t pos);
   // The key tiles of one kv head (see the class comment).
   const float* KeyTiles(size_t layer, size_t kv_head) const {
     return data_.get() + (layer * 2) * capacity_ * kv_dim_ + kv_head * capacity_ * head_dim_;

@@ -30,6 +30,9 @@ TEST(KvCache, KeyTilesHoldStoredPositionsAndZeroLanesBeyond) {
   ASSERT_NE(kv, nullptr);
   EXPECT_EQ(kv->capacity(), 48u);
   const size_t stored = 19;  // one whole tile and 3 positions of the second
+  // As the forward pass does: a tile is cleared before its first position is stored.
+  kv->ClearKeyTile(0);
+  kv->ClearKeyTile(16);
   for (size_t l = 0; l < c.layers; ++l) {
     for (size_t pos = 0; pos < stored; ++pos) {
       std::vector<float> k(c.kv_dim()), v(c.kv_dim());

@@ -56,6 +56,11 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
     }
   });
 
+  // A sequence entering a new key tile gets it cleared first (before the parallel stores below).
+  for (const TokenInput& t : tokens) {
+    if (t.pos % kKeyTile == 0) t.kv->ClearKeyTile(t.pos);
+  }
+
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const size_t group = c_.heads / c_.kv_heads;
   for (size_t l = 0; l < c_.layers; ++l) {
