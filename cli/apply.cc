@@ -76,18 +76,9 @@ Status RunApply(const ApplyFlags& f) {
   const merge::ApplyReport& r = timed.value;
   const double seconds = timed.seconds;
   if (Globals().json) {
-    PrintJson(nlohmann::json{
-        {"output", f.out},
-        {"model", f.model},
-        {"formula", r.formula},
-        {"tensors", r.tensors},
-        {"tensors_changed", r.tensors_changed},
-        {"tensors_copied", r.tensors_copied},
-        {"bytes_written", r.bytes_written},
-        {"shards", r.shards},
-        {"warnings", r.warnings},
-        {"seconds",
-         seconds}}.dump(2));
+    nlohmann::json j = r.ToJson();
+    j["seconds"] = seconds;
+    PrintJson(j.dump(2));
     return OkStatus();
   }
   for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());

@@ -47,19 +47,9 @@ Status RunControl(const ControlFlags& f) {
   const merge::ControlReport& r = timed.value;
   const double seconds = timed.seconds;
   if (Globals().json) {
-    PrintJson(nlohmann::json{
-        {"output", f.out},
-        {"like", f.like},
-        {"seed", f.seed},
-        {"kind", f.shuffle ? "shuffle" : "gaussian"},
-        {"match", f.shuffle ? "values" : f.match},
-        {"tensors", r.tensors},
-        {"elements", r.elements},
-        {"max_relative_norm_error", r.max_relative_norm_error},
-        {"shards", r.shards},
-        {"warnings", r.warnings},
-        {"seconds",
-         seconds}}.dump(2));
+    nlohmann::json j = r.ToJson();
+    j["seconds"] = seconds;
+    PrintJson(j.dump(2));
     return OkStatus();
   }
   for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());

@@ -39,21 +39,9 @@ Status RunExtract(const ExtractFlags& f) {
   const merge::ExtractReport& r = timed.value;
   const double seconds = timed.seconds;
   if (Globals().json) {
-    PrintJson(nlohmann::json{
-        {"output", f.out},
-        {"base", f.base},
-        {"tuned", f.tuned},
-        {"dtype", std::string(DTypeName(r.dtype))},
-        {"tensors", r.tensors},
-        {"elements", r.elements},
-        {"skipped_tensors", r.skipped_tensors},
-        {"l2_norm", r.l2_norm},
-        {"narrowing_changed_elements", r.changed_elements},
-        {"narrowing_relative_l2_error", r.relative_l2_error},
-        {"shards", r.shards},
-        {"warnings", r.warnings},
-        {"seconds",
-         seconds}}.dump(2));
+    nlohmann::json j = r.ToJson();
+    j["seconds"] = seconds;
+    PrintJson(j.dump(2));
     return OkStatus();
   }
   for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());

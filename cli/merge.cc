@@ -42,15 +42,9 @@ Status RunMergeCommand(const MergeFlags& f) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (Globals().json) {
-    PrintJson(nlohmann::json{
-        {"output", f.out},
-        {"method", merge::MergeMethodName(config.method)},
-        {"side_files_from", r.donor.string()},
-        {"tensors", r.tensors},
-        {"shards", r.shards},
-        {"warnings", r.warnings},
-        {"seconds",
-         seconds}}.dump(2));
+    nlohmann::json j = r.ToJson();
+    j["seconds"] = seconds;
+    PrintJson(j.dump(2));
     return OkStatus();
   }
   for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: note: %s\n", w.c_str());

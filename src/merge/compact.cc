@@ -124,212 +124,279 @@ const std::vector<int64_t>& CompactVector::Shape(std::string_view name) const {
 
 uint64_t CompactVector::NumElements(std::string_view name) const { return Product(Shape(name)); }
 
+namespace {
+
+// adapter_config.json's scaling facts (PEFT: scale = lora_alpha / r, or / √r with rsLoRA).
+struct LoraConfig {
+  double r_default = 0;
+  double alpha_default = 0;
+  bool rslora = false;
+  json rank_pattern;
+  json alpha_pattern;
+};
+
+StatusOr<LoraConfig> ReadLoraConfig(const fs::path& config_path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
+  const json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) {
+    return DataLoss("{}: not a JSON object", config_path.string());
+  }
+  if (config.value("peft_type", std::string()) != "LORA") {
+    return Unimplemented("{}: peft_type is '{}'; rvec reads LORA adapters", config_path.string(),
+                         config.value("peft_type", std::string()));
+  }
+  if (config.value("fan_in_fan_out", false)) {
+    return Unimplemented("{}: fan_in_fan_out adapters (GPT-2 Conv1D layout) are not supported",
+                         config_path.string());
+  }
+  if (config.value("use_dora", false)) {
+    return Unimplemented("{}: DoRA adapters are not supported", config_path.string());
+  }
+  const json r_json = config.value("r", json());
+  const json alpha_json = config.value("lora_alpha", json());
+  if (!r_json.is_number() || !alpha_json.is_number()) {
+    return DataLoss("{}: needs numeric \"r\" and \"lora_alpha\"", config_path.string());
+  }
+  LoraConfig c;
+  c.r_default = r_json.get<double>();
+  c.alpha_default = alpha_json.get<double>();
+  c.rslora = config.value("use_rslora", false);
+  c.rank_pattern = config.value("rank_pattern", json::object());
+  c.alpha_pattern = config.value("alpha_pattern", json::object());
+  return c;
+}
+
+// One adapted module: its factors A [r, in] and B [out, r], checked against the config.
+struct LoraModule {
+  std::string dense;  // the dense tensor name
+  TensorView a;
+  TensorView b;
+  float scale = 1.0f;
+};
+
+StatusOr<LoraModule> ReadLoraModule(const Checkpoint& st, const fs::path& path,
+                                    const std::string& name, const LoraConfig& config) {
+  if (!EndsWith(name, kLoraA) || name.rfind(kPeftPrefix, 0) != 0) {
+    return Unimplemented(
+        "{}: tensor {} is not a lora_A/lora_B weight (embedding LoRA and modules_to_save are "
+        "not supported)",
+        (path / kAdapterWeights).string(), name);
+  }
+  const std::string stem = name.substr(0, name.size() - std::strlen(kLoraA));
+  const std::string module = stem.substr(std::strlen(kPeftPrefix));
+  const std::string b_name = stem + kLoraB;
+  LoraModule m;
+  ASSIGN_OR_RETURN(m.a, st.View(name));
+  ASSIGN_OR_RETURN(m.b, st.View(b_name));
+  const TensorView& a = m.a;
+  const TensorView& b = m.b;
+  if (a.shape().size() != 2 || b.shape().size() != 2 || a.shape()[0] != b.shape()[1]) {
+    return DataLoss("{}: {} {} and {} {} are not [r, in] and [out, r]",
+                    (path / kAdapterWeights).string(), name, fmt::join(a.shape(), "x"), b_name,
+                    fmt::join(b.shape(), "x"));
+  }
+  if (!IsSupportedFloat(a.dtype()) || !IsSupportedFloat(b.dtype())) {
+    return DataLoss("{}: {} is not a float tensor", (path / kAdapterWeights).string(), name);
+  }
+  const int64_t rank = a.shape()[0];
+  double r_conf = config.r_default;
+  if (const json* p = PatternFor(config.rank_pattern, module); p && p->is_number()) {
+    r_conf = p->get<double>();
+  }
+  if (static_cast<double>(rank) != r_conf) {
+    return DataLoss("{}: {} has rank {} but {} gives r = {} for it (PEFT would not load it)",
+                    path.string(), name, rank, kAdapterConfig, r_conf);
+  }
+  double alpha = config.alpha_default;
+  if (const json* p = PatternFor(config.alpha_pattern, module); p && p->is_number()) {
+    alpha = p->get<double>();
+  }
+  m.scale = static_cast<float>(config.rslora ? alpha / std::sqrt(r_conf) : alpha / r_conf);
+  m.dense = module + ".weight";
+  return m;
+}
+
+// The dense shape of `dense` recorded in a sparse or sign file's metadata.
+StatusOr<std::vector<int64_t>> RecordedShape(const json& shapes, const fs::path& path,
+                                             const std::string& dense) {
+  if (!shapes.contains(dense) || !shapes[dense].is_array()) {
+    return DataLoss("{}: {} has no shape in {}", path.string(), dense, kShapesKey);
+  }
+  std::vector<int64_t> shape;
+  for (const auto& d : shapes[dense]) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) {
+      return DataLoss("{}: bad shape for {} in {}", path.string(), dense, kShapesKey);
+    }
+    shape.push_back(d.get<int64_t>());
+  }
+  return shape;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<CompactVector>> CompactVector::Open(const fs::path& path) {
   std::unique_ptr<CompactVector> cv(new CompactVector());
   cv->path_ = path;
   std::error_code ec;
   if (fs::is_directory(path, ec) && fs::exists(path / kAdapterConfig, ec)) {
-    cv->kind_ = CompactKind::kLowRank;
-    const fs::path config_path = path / kAdapterConfig;
-    ASSIGN_OR_RETURN(std::string text, ReadFileToString(config_path));
-    const json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (config.is_discarded() || !config.is_object()) {
-      return DataLoss("{}: not a JSON object", config_path.string());
-    }
-    if (config.value("peft_type", std::string()) != "LORA") {
-      return Unimplemented("{}: peft_type is '{}'; rvec reads LORA adapters", config_path.string(),
-                           config.value("peft_type", std::string()));
-    }
-    if (config.value("fan_in_fan_out", false)) {
-      return Unimplemented("{}: fan_in_fan_out adapters (GPT-2 Conv1D layout) are not supported",
-                           config_path.string());
-    }
-    if (config.value("use_dora", false)) {
-      return Unimplemented("{}: DoRA adapters are not supported", config_path.string());
-    }
-    const json r_json = config.value("r", json());
-    const json alpha_json = config.value("lora_alpha", json());
-    if (!r_json.is_number() || !alpha_json.is_number()) {
-      return DataLoss("{}: needs numeric \"r\" and \"lora_alpha\"", config_path.string());
-    }
-    const double r_default = r_json.get<double>();
-    const double alpha_default = alpha_json.get<double>();
-    const bool rslora = config.value("use_rslora", false);
-    const json rank_pattern = config.value("rank_pattern", json::object());
-    const json alpha_pattern = config.value("alpha_pattern", json::object());
-
-    ASSIGN_OR_RETURN(Checkpoint adapter, Checkpoint::Open(path / kAdapterWeights));
-    cv->storage_ = std::make_unique<Checkpoint>(std::move(adapter));
-    const Checkpoint& st = *cv->storage_;
-    for (const std::string& name : st.TensorNames()) {
-      if (EndsWith(name, kLoraB)) continue;
-      if (!EndsWith(name, kLoraA) || name.rfind(kPeftPrefix, 0) != 0) {
-        return Unimplemented(
-            "{}: tensor {} is not a lora_A/lora_B weight (embedding LoRA and modules_to_save are "
-            "not supported)",
-            (path / kAdapterWeights).string(), name);
-      }
-      const std::string stem = name.substr(0, name.size() - std::strlen(kLoraA));
-      const std::string module = stem.substr(std::strlen(kPeftPrefix));
-      const std::string b_name = stem + kLoraB;
-      ASSIGN_OR_RETURN(TensorView a, st.View(name));
-      ASSIGN_OR_RETURN(TensorView b, st.View(b_name));
-      if (a.shape().size() != 2 || b.shape().size() != 2 || a.shape()[0] != b.shape()[1]) {
-        return DataLoss("{}: {} {} and {} {} are not [r, in] and [out, r]",
-                        (path / kAdapterWeights).string(), name, fmt::join(a.shape(), "x"), b_name,
-                        fmt::join(b.shape(), "x"));
-      }
-      if (!IsSupportedFloat(a.dtype()) || !IsSupportedFloat(b.dtype())) {
-        return DataLoss("{}: {} is not a float tensor", (path / kAdapterWeights).string(), name);
-      }
-      const int64_t rank = a.shape()[0];
-      double r_conf = r_default;
-      if (const json* p = PatternFor(rank_pattern, module); p && p->is_number()) {
-        r_conf = p->get<double>();
-      }
-      if (static_cast<double>(rank) != r_conf) {
-        return DataLoss("{}: {} has rank {} but {} gives r = {} for it (PEFT would not load it)",
-                        path.string(), name, rank, kAdapterConfig, r_conf);
-      }
-      double alpha = alpha_default;
-      if (const json* p = PatternFor(alpha_pattern, module); p && p->is_number()) {
-        alpha = p->get<double>();
-      }
-      Entry e;
-      e.source = Entry::Source::kLora;
-      e.shape = {b.shape()[0], a.shape()[1]};
-      e.ckpt = cv->storage_.get();
-      e.first = a;
-      e.second = b;
-      e.scale = static_cast<float>(rslora ? alpha / std::sqrt(r_conf) : alpha / r_conf);
-      const std::string dense = module + ".weight";
-      cv->names_.push_back(dense);
-      cv->entries_.emplace(dense, std::move(e));
-    }
-    if (fs::is_directory(path / kRestDir, ec)) {
-      ASSIGN_OR_RETURN(Checkpoint rest, Checkpoint::Open(path / kRestDir));
-      cv->rest_ = std::make_unique<Checkpoint>(std::move(rest));
-      for (const std::string& name : cv->rest_->TensorNames()) {
-        if (cv->entries_.count(name)) {
-          return DataLoss("{}: {} is both in the adapter and in {}/", path.string(), name,
-                          kRestDir);
-        }
-        ASSIGN_OR_RETURN(TensorView v, cv->rest_->View(name));
-        if (!IsSupportedFloat(v.dtype())) {
-          return DataLoss("{}/{}: {} is not a float tensor", path.string(), kRestDir, name);
-        }
-        Entry e;
-        e.source = Entry::Source::kDense;
-        e.shape = v.shape();
-        e.ckpt = cv->rest_.get();
-        e.first = v;
-        cv->names_.push_back(name);
-        cv->entries_.emplace(name, std::move(e));
-      }
-    }
-    if (st.num_shards() > 0) cv->metadata_ = st.shard(0).metadata();
-    cv->bytes_on_disk_ = DirectoryBytes(path);
-    return cv;
+    RETURN_IF_ERROR(cv->OpenAdapter());
+  } else {
+    RETURN_IF_ERROR(cv->OpenPacked());
   }
+  return cv;
+}
 
-  ASSIGN_OR_RETURN(Checkpoint storage, Checkpoint::Open(path));
-  cv->storage_ = std::make_unique<Checkpoint>(std::move(storage));
-  const Checkpoint& st = *cv->storage_;
-  if (st.num_shards() > 0) cv->metadata_ = st.shard(0).metadata();
-  const auto kind = cv->metadata_.find(kKindKey);
-  if (kind == cv->metadata_.end() || (kind->second != kSparseKind && kind->second != kSignKind)) {
+Status CompactVector::OpenAdapter() {
+  kind_ = CompactKind::kLowRank;
+  ASSIGN_OR_RETURN(LoraConfig config, ReadLoraConfig(path_ / kAdapterConfig));
+  ASSIGN_OR_RETURN(Checkpoint adapter, Checkpoint::Open(path_ / kAdapterWeights));
+  storage_ = std::make_unique<Checkpoint>(std::move(adapter));
+  const Checkpoint& st = *storage_;
+  for (const std::string& name : st.TensorNames()) {
+    if (EndsWith(name, kLoraB)) continue;
+    ASSIGN_OR_RETURN(LoraModule m, ReadLoraModule(st, path_, name, config));
+    Entry e;
+    e.source = Entry::Source::kLora;
+    e.shape = {m.b.shape()[0], m.a.shape()[1]};
+    e.ckpt = storage_.get();
+    e.first = m.a;
+    e.second = m.b;
+    e.scale = m.scale;
+    names_.push_back(m.dense);
+    entries_.emplace(m.dense, std::move(e));
+  }
+  std::error_code ec;
+  if (fs::is_directory(path_ / kRestDir, ec)) RETURN_IF_ERROR(OpenRest());
+  if (st.num_shards() > 0) metadata_ = st.shard(0).metadata();
+  bytes_on_disk_ = DirectoryBytes(path_);
+  return OkStatus();
+}
+
+Status CompactVector::OpenRest() {
+  ASSIGN_OR_RETURN(Checkpoint rest, Checkpoint::Open(path_ / kRestDir));
+  rest_ = std::make_unique<Checkpoint>(std::move(rest));
+  for (const std::string& name : rest_->TensorNames()) {
+    if (entries_.count(name)) {
+      return DataLoss("{}: {} is both in the adapter and in {}/", path_.string(), name, kRestDir);
+    }
+    ASSIGN_OR_RETURN(TensorView v, rest_->View(name));
+    if (!IsSupportedFloat(v.dtype())) {
+      return DataLoss("{}/{}: {} is not a float tensor", path_.string(), kRestDir, name);
+    }
+    Entry e;
+    e.source = Entry::Source::kDense;
+    e.shape = v.shape();
+    e.ckpt = rest_.get();
+    e.first = v;
+    names_.push_back(name);
+    entries_.emplace(name, std::move(e));
+  }
+  return OkStatus();
+}
+
+Status CompactVector::OpenPacked() {
+  ASSIGN_OR_RETURN(Checkpoint storage, Checkpoint::Open(path_));
+  storage_ = std::make_unique<Checkpoint>(std::move(storage));
+  const Checkpoint& st = *storage_;
+  if (st.num_shards() > 0) metadata_ = st.shard(0).metadata();
+  const auto kind = metadata_.find(kKindKey);
+  if (kind == metadata_.end() || (kind->second != kSparseKind && kind->second != kSignKind)) {
     return InvalidArgument("{}: not a compact vector (no {} = {} or {} in its metadata)",
-                           path.string(), kKindKey, kSparseKind, kSignKind);
+                           path_.string(), kKindKey, kSparseKind, kSignKind);
   }
-  cv->kind_ = kind->second == kSparseKind ? CompactKind::kSparse : CompactKind::kSign;
-  const auto shapes_it = cv->metadata_.find(kShapesKey);
-  if (shapes_it == cv->metadata_.end()) {
-    return DataLoss("{}: metadata lacks {}", path.string(), kShapesKey);
+  kind_ = kind->second == kSparseKind ? CompactKind::kSparse : CompactKind::kSign;
+  const auto shapes_it = metadata_.find(kShapesKey);
+  if (shapes_it == metadata_.end()) {
+    return DataLoss("{}: metadata lacks {}", path_.string(), kShapesKey);
   }
   const json shapes = json::parse(shapes_it->second, nullptr, false);
   if (shapes.is_discarded() || !shapes.is_object()) {
-    return DataLoss("{}: metadata {} is not a JSON object", path.string(), kShapesKey);
+    return DataLoss("{}: metadata {} is not a JSON object", path_.string(), kShapesKey);
   }
   // Dense names in storage order: the stored tensor each one starts with.
   for (const std::string& stored : st.TensorNames()) {
-    std::string dense;
     Entry e;
-    e.ckpt = cv->storage_.get();
-    if (cv->kind_ == CompactKind::kSparse && EndsWith(stored, kSparseIndices)) {
-      dense = stored.substr(0, stored.size() - std::strlen(kSparseIndices));
-      e.source = Entry::Source::kSparse;
-      ASSIGN_OR_RETURN(e.first, st.View(stored));
-      ASSIGN_OR_RETURN(e.second, st.View(dense + kSparseValues));
-      if (e.first.dtype() != DType::kI32 && e.first.dtype() != DType::kI64) {
-        return DataLoss("{}: {} must be I32 or I64", path.string(), stored);
-      }
-      if (e.first.shape().size() != 1 || e.second.shape().size() != 1 ||
-          e.first.NumElements() != e.second.NumElements() || !IsSupportedFloat(e.second.dtype())) {
-        return DataLoss("{}: {} and {}{} must be 1-D of equal length, values float", path.string(),
-                        stored, dense, kSparseValues);
-      }
-    } else if (cv->kind_ == CompactKind::kSign && EndsWith(stored, kSignBits)) {
-      dense = stored.substr(0, stored.size() - std::strlen(kSignBits));
-      e.source = Entry::Source::kSign;
-      ASSIGN_OR_RETURN(e.first, st.View(stored));
-      ASSIGN_OR_RETURN(e.second, st.View(dense + kSignScale));
-      if (e.first.dtype() != DType::kU8 || e.second.dtype() != DType::kF32) {
-        return DataLoss("{}: {} must be U8 and {}{} F32", path.string(), stored, dense, kSignScale);
-      }
-    } else if (EndsWith(stored, kSparseValues) || EndsWith(stored, kSignScale)) {
-      continue;  // the second half of a pair above
-    } else {
-      dense = stored;
-      e.source = Entry::Source::kDense;
-      ASSIGN_OR_RETURN(e.first, st.View(stored));
-      if (!IsSupportedFloat(e.first.dtype())) {
-        return DataLoss("{}: {} is not a float tensor", path.string(), stored);
-      }
-    }
-    if (!shapes.contains(dense) || !shapes[dense].is_array()) {
-      return DataLoss("{}: {} has no shape in {}", path.string(), dense, kShapesKey);
-    }
-    for (const auto& d : shapes[dense]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) {
-        return DataLoss("{}: bad shape for {} in {}", path.string(), dense, kShapesKey);
-      }
-      e.shape.push_back(d.get<int64_t>());
-    }
-    const uint64_t numel = Product(e.shape);
-    if (e.source == Entry::Source::kDense && e.first.NumElements() != numel) {
-      return DataLoss("{}: {} has {} elements, its shape says {}", path.string(), dense,
-                      e.first.NumElements(), numel);
-    }
-    if (e.source == Entry::Source::kSign) {
-      const uint64_t rows = e.shape.empty() ? 1 : static_cast<uint64_t>(e.shape[0]);
-      const uint64_t cols = rows ? numel / std::max<uint64_t>(rows, 1) : 0;
-      const uint64_t scales = e.second.NumElements();
-      if (e.first.NumElements() != rows * ((cols + 7) / 8) || (scales != 1 && scales != rows)) {
-        return DataLoss("{}: {} has the wrong size for shape [{}]", path.string(), stored,
-                        fmt::join(e.shape, ", "));
-      }
-    }
-    if (e.source == Entry::Source::kSparse) {
-      // Indices must ascend inside the tensor: Decode relies on it (binary search).
-      const uint64_t k = e.first.NumElements();
-      int64_t prev = -1;
-      for (uint64_t i = 0; i < k; ++i) {
-        const int64_t idx = ReadIndex(e.first, i);
-        if (idx <= prev || static_cast<uint64_t>(idx) >= numel) {
-          return DataLoss("{}: {} entry {} ({}) is out of order or outside [0, {})", path.string(),
-                          stored, i, idx, numel);
-        }
-        prev = idx;
-      }
-    }
-    cv->names_.push_back(dense);
-    cv->entries_.emplace(dense, std::move(e));
+    e.ckpt = storage_.get();
+    ASSIGN_OR_RETURN(std::string dense, ReadPacked(stored, e));
+    if (dense.empty()) continue;
+    ASSIGN_OR_RETURN(e.shape, RecordedShape(shapes, path_, dense));
+    RETURN_IF_ERROR(CheckPacked(stored, e));
+    names_.push_back(dense);
+    entries_.emplace(dense, std::move(e));
   }
-  cv->bytes_on_disk_ = 0;
-  for (size_t s = 0; s < st.num_shards(); ++s)
-    cv->bytes_on_disk_ += DirectoryBytes(st.shard(s).path());
-  if (st.index_path()) cv->bytes_on_disk_ += DirectoryBytes(*st.index_path());
-  return cv;
+  bytes_on_disk_ = 0;
+  for (size_t s = 0; s < st.num_shards(); ++s) bytes_on_disk_ += DirectoryBytes(st.shard(s).path());
+  if (st.index_path()) bytes_on_disk_ += DirectoryBytes(*st.index_path());
+  return OkStatus();
+}
+
+StatusOr<std::string> CompactVector::ReadPacked(const std::string& stored, Entry& e) const {
+  const Checkpoint& st = *storage_;
+  const std::string path = path_.string();
+  if (kind_ == CompactKind::kSparse && EndsWith(stored, kSparseIndices)) {
+    const std::string dense = stored.substr(0, stored.size() - std::strlen(kSparseIndices));
+    e.source = Entry::Source::kSparse;
+    ASSIGN_OR_RETURN(e.first, st.View(stored));
+    ASSIGN_OR_RETURN(e.second, st.View(dense + kSparseValues));
+    if (e.first.dtype() != DType::kI32 && e.first.dtype() != DType::kI64) {
+      return DataLoss("{}: {} must be I32 or I64", path, stored);
+    }
+    if (e.first.shape().size() != 1 || e.second.shape().size() != 1 ||
+        e.first.NumElements() != e.second.NumElements() || !IsSupportedFloat(e.second.dtype())) {
+      return DataLoss("{}: {} and {}{} must be 1-D of equal length, values float", path, stored,
+                      dense, kSparseValues);
+    }
+    return dense;
+  }
+  if (kind_ == CompactKind::kSign && EndsWith(stored, kSignBits)) {
+    const std::string dense = stored.substr(0, stored.size() - std::strlen(kSignBits));
+    e.source = Entry::Source::kSign;
+    ASSIGN_OR_RETURN(e.first, st.View(stored));
+    ASSIGN_OR_RETURN(e.second, st.View(dense + kSignScale));
+    if (e.first.dtype() != DType::kU8 || e.second.dtype() != DType::kF32) {
+      return DataLoss("{}: {} must be U8 and {}{} F32", path, stored, dense, kSignScale);
+    }
+    return dense;
+  }
+  if (EndsWith(stored, kSparseValues) || EndsWith(stored, kSignScale)) return std::string();
+  e.source = Entry::Source::kDense;
+  ASSIGN_OR_RETURN(e.first, st.View(stored));
+  if (!IsSupportedFloat(e.first.dtype())) {
+    return DataLoss("{}: {} is not a float tensor", path, stored);
+  }
+  return stored;
+}
+
+Status CompactVector::CheckPacked(const std::string& stored, const Entry& e) const {
+  const std::string path = path_.string();
+  const uint64_t numel = Product(e.shape);
+  if (e.source == Entry::Source::kDense && e.first.NumElements() != numel) {
+    return DataLoss("{}: {} has {} elements, its shape says {}", path, stored,
+                    e.first.NumElements(), numel);
+  }
+  if (e.source == Entry::Source::kSign) {
+    const uint64_t rows = e.shape.empty() ? 1 : static_cast<uint64_t>(e.shape[0]);
+    const uint64_t cols = rows ? numel / std::max<uint64_t>(rows, 1) : 0;
+    const uint64_t scales = e.second.NumElements();
+    if (e.first.NumElements() != rows * ((cols + 7) / 8) || (scales != 1 && scales != rows)) {
+      return DataLoss("{}: {} has the wrong size for shape [{}]", path, stored,
+                      fmt::join(e.shape, ", "));
+    }
+  }
+  if (e.source == Entry::Source::kSparse) {
+    // Indices must ascend inside the tensor: Decode relies on it (binary search).
+    const uint64_t k = e.first.NumElements();
+    int64_t prev = -1;
+    for (uint64_t i = 0; i < k; ++i) {
+      const int64_t idx = ReadIndex(e.first, i);
+      if (idx <= prev || static_cast<uint64_t>(idx) >= numel) {
+        return DataLoss("{}: {} entry {} ({}) is out of order or outside [0, {})", path, stored, i,
+                        idx, numel);
+      }
+      prev = idx;
+    }
+  }
+  return OkStatus();
 }
 
 Status CompactVector::Decode(std::string_view name, uint64_t begin, uint64_t n, float* dst) const {

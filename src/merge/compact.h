@@ -68,6 +68,16 @@ class CompactVector {
  private:
   struct Entry;
   CompactVector() = default;
+  // Open's layouts: a PEFT adapter directory (and its dense rest/, if written), or one
+  // safetensors file of sparse or sign tensors.
+  Status OpenAdapter();
+  Status OpenRest();
+  Status OpenPacked();
+  // Reads stored tensor `stored` of a sparse or sign file into `e` and returns the dense name it
+  // stands for; "" for the second half of a pair (values, scales).
+  StatusOr<std::string> ReadPacked(const std::string& stored, Entry& e) const;
+  // Sizes, and for sparse the index order, of a packed entry against its dense shape.
+  Status CheckPacked(const std::string& stored, const Entry& e) const;
   CompactKind kind_ = CompactKind::kSparse;
   std::filesystem::path path_;
   std::unique_ptr<Checkpoint> storage_;

@@ -4,7 +4,6 @@
 #include "merge/compress.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -17,6 +16,7 @@
 #include "io/checkpoint_writer.h"
 #include "merge/eigen.h"  // one thread per tensor, never Eigen's own threads
 #include "merge/kernels.h"
+#include "merge/model_card.h"
 #include "merge/provenance.h"
 #include "merge/rng.h"
 #include "merge/stream.h"
@@ -227,63 +227,64 @@ StatusOr<std::vector<FloatTensor>> FloatTensors(const Checkpoint& vector,
 
 // ---- low-rank -----------------------------------------------------------------------------------
 
-Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs::path& dir,
-                    const json& params, ThreadPool& pool, Progress* progress,
-                    CompressReport* report) {
-  ASSIGN_OR_RETURN(std::vector<FloatTensor> all, FloatTensors(vector, &report->warnings));
-  std::vector<FloatTensor> targets, rest;
-  for (auto& t : all) (IsLoraTarget(t.name, t.view.shape()) ? targets : rest).push_back(t);
-  if (targets.empty()) {
-    return InvalidArgument("{}: no 2-D linear weights to factorise (only embeddings, norms, ...)",
-                           o.vector.string());
-  }
-  for (const auto& t : rest) report->not_in_adapter.push_back(t.name);
-
-  // Ranks: fixed, or from each matrix's spectrum (first pass, eigenvalues only).
+// Ranks: fixed, or from each matrix's spectrum (first pass, eigenvalues only).
+std::vector<int64_t> ChooseRanks(const Checkpoint& vector, const CompressOptions& o,
+                                 const std::vector<FloatTensor>& targets, ThreadPool& pool,
+                                 Progress* progress) {
   std::vector<int64_t> ranks(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {
     const auto& s = targets[i].view.shape();
     ranks[i] = std::min<int64_t>(o.rank, std::min(s[0], s[1]));
   }
   if (o.energy > 0) {
-    std::atomic<size_t> done{0};
     ParallelTasks(pool, targets.size(), [&](size_t i) {
       ranks[i] = RankForEnergy(LoadMatrix(targets[i].view), o.energy);
       vector.Release(targets[i].name);  // mapped pages: keep resident memory bounded
       if (progress) progress->Advance(targets[i].view.NumBytes());
-      ++done;
     });
   }
-  report->min_rank = *std::min_element(ranks.begin(), ranks.end());
-  report->max_rank = *std::max_element(ranks.begin(), ranks.end());
+  return ranks;
+}
 
-  // The config's r is the most common rank; the others go to rank_pattern (alpha = rank keeps
-  // the scaling lora_alpha / r at exactly 1 for every module).
+// What adapter_config.json and the factor tensors say about the ranks.
+struct AdapterLayout {
+  int64_t r_default = 0;
+  json rank_pattern = json::object();
+  json alpha_pattern = json::object();
+  std::vector<std::string> kinds;  // target_modules
+  std::vector<TensorSpec> specs;   // lora_A, lora_B per target
+};
+
+// The config's r is the most common rank; the others go to rank_pattern (alpha = rank keeps the
+// scaling lora_alpha / r at exactly 1 for every module).
+AdapterLayout LayoutAdapter(const CompressOptions& o, const std::vector<FloatTensor>& targets,
+                            const std::vector<int64_t>& ranks) {
+  AdapterLayout l;
   std::map<int64_t, size_t> count;
   for (int64_t r : ranks) ++count[r];
-  int64_t r_default = ranks[0];
+  l.r_default = ranks[0];
   for (const auto& [r, c] : count) {
-    if (c > count[r_default]) r_default = r;
+    if (c > count[l.r_default]) l.r_default = r;
   }
-  json rank_pattern = json::object(), alpha_pattern = json::object();
-  std::vector<std::string> kinds;
-  std::vector<TensorSpec> specs;
   for (size_t i = 0; i < targets.size(); ++i) {
     const std::string module = LoraModuleOf(targets[i].name);
     const auto& s = targets[i].view.shape();
-    if (ranks[i] != r_default) {
-      rank_pattern[module] = ranks[i];
-      alpha_pattern[module] = ranks[i];
+    if (ranks[i] != l.r_default) {
+      l.rank_pattern[module] = ranks[i];
+      l.alpha_pattern[module] = ranks[i];
     }
     const std::string leaf = module.substr(module.rfind('.') + 1);
-    if (std::find(kinds.begin(), kinds.end(), leaf) == kinds.end()) kinds.push_back(leaf);
-    specs.push_back({"base_model.model." + module + ".lora_A.weight", o.dtype, {ranks[i], s[1]}});
-    specs.push_back({"base_model.model." + module + ".lora_B.weight", o.dtype, {s[0], ranks[i]}});
+    if (std::find(l.kinds.begin(), l.kinds.end(), leaf) == l.kinds.end()) l.kinds.push_back(leaf);
+    l.specs.push_back({"base_model.model." + module + ".lora_A.weight", o.dtype, {ranks[i], s[1]}});
+    l.specs.push_back({"base_model.model." + module + ".lora_B.weight", o.dtype, {s[0], ranks[i]}});
   }
-  ASSIGN_OR_RETURN(auto writer, CompactWriter(vector, o, params, "lora_vector",
-                                              dir / kAdapterWeights, specs, nullptr));
+  return l;
+}
 
-  // One matrix per task, at most one per worker in flight (bounded memory).
+// One matrix per task, at most one per worker in flight (bounded memory).
+Status WriteFactors(const Checkpoint& vector, const CompressOptions& o,
+                    const std::vector<FloatTensor>& targets, const std::vector<int64_t>& ranks,
+                    CheckpointWriter& writer, ThreadPool& pool, Progress* progress) {
   std::mutex error_mutex;
   Status first_error;
   ParallelTasks(pool, targets.size(), [&](size_t i) {
@@ -297,8 +298,8 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
                                             CounterRng(o.seed, targets[i].name, 0x5BD));
     const auto a = Encode(o.dtype, f.a.data(), static_cast<size_t>(f.a.size()));
     const auto b = Encode(o.dtype, f.b.data(), static_cast<size_t>(f.b.size()));
-    Status s = writer->Write(2 * i, 0, a.data(), a.size());
-    if (s.ok()) s = writer->Write(2 * i + 1, 0, b.data(), b.size());
+    Status s = writer.Write(2 * i, 0, a.data(), a.size());
+    if (s.ok()) s = writer.Write(2 * i + 1, 0, b.data(), b.size());
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (first_error.ok()) first_error = s;
@@ -306,47 +307,47 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
     if (progress) progress->Advance(v.NumBytes());
   });
   RETURN_IF_ERROR(first_error);
-  RETURN_IF_ERROR(writer->Finish());
+  return writer.Finish();
+}
 
-  if (progress) {
-    for (const auto& t : rest) progress->Advance(t.view.NumBytes());
-  }
-  if (o.keep_rest && !rest.empty()) {
-    std::vector<TensorSpec> rest_specs;
-    for (const auto& t : rest) rest_specs.push_back({t.name, o.dtype, t.view.shape()});
-    std::error_code ec;
-    fs::create_directories(dir / kRestDir, ec);
-    if (ec) return IoError("{}: cannot create: {}", (dir / kRestDir).string(), ec.message());
-    ASSIGN_OR_RETURN(auto rest_writer,
-                     CompactWriter(vector, o, params, "vector",
-                                   dir / kRestDir / "model.safetensors", rest_specs, nullptr));
-    for (size_t i = 0; i < rest.size(); ++i) {
-      const TensorView& v = rest[i].view;
-      std::vector<float> buf(kChunkElements);
-      for (uint64_t begin = 0; begin < v.NumElements(); begin += kChunkElements) {
-        const size_t n =
-            static_cast<size_t>(std::min<uint64_t>(kChunkElements, v.NumElements() - begin));
-        ReadF32(v, begin, n, buf.data());
-        const auto bytes = Encode(o.dtype, buf.data(), n);
-        RETURN_IF_ERROR(
-            rest_writer->Write(i, begin * DTypeSize(o.dtype), bytes.data(), bytes.size()));
-        ReleaseElements(vector, v, begin, begin + n);
-      }
+// --keep-rest: what LoRA cannot carry, densely in rest/ (rounded once into the value dtype).
+Status WriteRest(const Checkpoint& vector, const CompressOptions& o, const fs::path& dir,
+                 const json& params, const std::vector<FloatTensor>& rest) {
+  std::vector<TensorSpec> rest_specs;
+  for (const auto& t : rest) rest_specs.push_back({t.name, o.dtype, t.view.shape()});
+  std::error_code ec;
+  fs::create_directories(dir / kRestDir, ec);
+  if (ec) return IoError("{}: cannot create: {}", (dir / kRestDir).string(), ec.message());
+  ASSIGN_OR_RETURN(auto rest_writer,
+                   CompactWriter(vector, o, params, "vector", dir / kRestDir / "model.safetensors",
+                                 rest_specs, nullptr));
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const TensorView& v = rest[i].view;
+    std::vector<float> buf(kChunkElements);
+    for (uint64_t begin = 0; begin < v.NumElements(); begin += kChunkElements) {
+      const size_t n =
+          static_cast<size_t>(std::min<uint64_t>(kChunkElements, v.NumElements() - begin));
+      ReadF32(v, begin, n, buf.data());
+      const auto bytes = Encode(o.dtype, buf.data(), n);
+      RETURN_IF_ERROR(
+          rest_writer->Write(i, begin * DTypeSize(o.dtype), bytes.data(), bytes.size()));
+      ReleaseElements(vector, v, begin, begin + n);
     }
-    RETURN_IF_ERROR(rest_writer->Finish());
-    report->rest_written = true;
   }
+  return rest_writer->Finish();
+}
 
-  json config = {
+json AdapterConfig(const CompressOptions& o, const AdapterLayout& l) {
+  return {
       {"peft_type", "LORA"},
       {"task_type", "CAUSAL_LM"},
       {"base_model_name_or_path", o.base_model.empty() ? json(nullptr) : json(o.base_model)},
-      {"r", r_default},
-      {"lora_alpha", r_default},
+      {"r", l.r_default},
+      {"lora_alpha", l.r_default},
       {"lora_dropout", 0.0},
-      {"target_modules", kinds},
-      {"rank_pattern", rank_pattern},
-      {"alpha_pattern", alpha_pattern},
+      {"target_modules", l.kinds},
+      {"rank_pattern", l.rank_pattern},
+      {"alpha_pattern", l.alpha_pattern},
       {"bias", "none"},
       {"fan_in_fan_out", false},
       {"use_rslora", false},
@@ -358,7 +359,36 @@ Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs
       {"layers_pattern", nullptr},
       {"revision", nullptr},
   };
-  return WriteFileAtomic(dir / kAdapterConfig, config.dump(2) + "\n");
+}
+
+Status WriteLowRank(const Checkpoint& vector, const CompressOptions& o, const fs::path& dir,
+                    const json& params, ThreadPool& pool, Progress* progress,
+                    CompressReport* report) {
+  ASSIGN_OR_RETURN(std::vector<FloatTensor> all, FloatTensors(vector, &report->warnings));
+  std::vector<FloatTensor> targets, rest;
+  for (auto& t : all) (IsLoraTarget(t.name, t.view.shape()) ? targets : rest).push_back(t);
+  if (targets.empty()) {
+    return InvalidArgument("{}: no 2-D linear weights to factorise (only embeddings, norms, ...)",
+                           o.vector.string());
+  }
+  for (const auto& t : rest) report->not_in_adapter.push_back(t.name);
+
+  const std::vector<int64_t> ranks = ChooseRanks(vector, o, targets, pool, progress);
+  report->min_rank = *std::min_element(ranks.begin(), ranks.end());
+  report->max_rank = *std::max_element(ranks.begin(), ranks.end());
+  const AdapterLayout layout = LayoutAdapter(o, targets, ranks);
+  ASSIGN_OR_RETURN(auto writer, CompactWriter(vector, o, params, "lora_vector",
+                                              dir / kAdapterWeights, layout.specs, nullptr));
+  RETURN_IF_ERROR(WriteFactors(vector, o, targets, ranks, *writer, pool, progress));
+
+  if (progress) {
+    for (const auto& t : rest) progress->Advance(t.view.NumBytes());
+  }
+  if (o.keep_rest && !rest.empty()) {
+    RETURN_IF_ERROR(WriteRest(vector, o, dir, params, rest));
+    report->rest_written = true;
+  }
+  return WriteFileAtomic(dir / kAdapterConfig, AdapterConfig(o, layout).dump(2) + "\n");
 }
 
 // ---- sparse -------------------------------------------------------------------------------------
@@ -555,29 +585,34 @@ Status WriteSign(const Checkpoint& vector, const CompressOptions& o, const fs::p
   return writer->Finish();
 }
 
-std::string CompactCard(const CompressReport& r, const CompressOptions& o) {
-  std::string card = fmt::format(
-      "---\ntags:\n- rvec\n- reasoning-vector\n- {}\n---\n\n# Compact reasoning vector ({})\n\n"
-      "Written by rvec {} (`rvec compress`) from `{}`.\n\nParameters: `{}`\n\n"
-      "| | |\n|---|---|\n| size on disk | {} bytes ({:.2f}% of the dense bf16 vector) |\n"
-      "| relative error ‖v − ṽ‖/‖v‖ | {:.4f} |\n| cosine(v, ṽ) | {:.4f} |\n",
-      CompactKindName(r.method), CompactKindName(r.method), o.version,
-      fs::absolute(o.vector).lexically_normal().string(), r.parameters.dump(), r.bytes_on_disk,
-      r.dense_bf16_bytes ? 100.0 * r.bytes_on_disk / r.dense_bf16_bytes : 0.0, r.RelativeError(),
-      r.Cosine());
+ModelCard CompactCard(const CompressReport& r, const CompressOptions& o) {
+  const std::string kind(CompactKindName(r.method));
+  ModelCard card;
+  card.FrontMatter(false, {"rvec", "reasoning-vector", kind})
+      .Title(fmt::format("Compact reasoning vector ({})", kind))
+      .WrittenBy(o.version, "`rvec compress`",
+                 fmt::format("from `{}`", fs::absolute(o.vector).lexically_normal().string()))
+      .Paragraph(fmt::format("Parameters: `{}`", r.parameters.dump()))
+      .Table(
+          {"", ""},
+          {{"size on disk",
+            fmt::format("{} bytes ({:.2f}% of the dense bf16 vector)", r.bytes_on_disk,
+                        r.dense_bf16_bytes ? 100.0 * r.bytes_on_disk / r.dense_bf16_bytes : 0.0)},
+           {"relative error ‖v − ṽ‖/‖v‖", fmt::format("{:.4f}", r.RelativeError())},
+           {"cosine(v, ṽ)", fmt::format("{:.4f}", r.Cosine())}});
   if (r.method == CompactKind::kLowRank) {
-    card +=
-        "\nA PEFT LoRA adapter: ΔW = (lora_alpha / r)·B·A = B·A for every module. Load it with "
+    card.Paragraph(
+        "A PEFT LoRA adapter: ΔW = (lora_alpha / r)·B·A = B·A for every module. Load it with "
         "PEFT (`PeftModel.from_pretrained`) or serve it with `vllm serve BASE --enable-lora "
-        "--lora-modules NAME=THIS_DIR`; `rvec apply --vector THIS_DIR:ALPHA` merges it.\n";
+        "--lora-modules NAME=THIS_DIR`; `rvec apply --vector THIS_DIR:ALPHA` merges it.");
     if (!r.not_in_adapter.empty()) {
-      card += fmt::format(
-          "\nNot in the adapter ({:.4f}% of ‖v‖²): {} tensors (norms, biases, embeddings){}.\n",
+      card.Paragraph(fmt::format(
+          "Not in the adapter ({:.4f}% of ‖v‖²): {} tensors (norms, biases, embeddings){}.",
           100.0 * r.not_in_adapter_share, r.not_in_adapter.size(),
-          r.rest_written ? ", written densely in rest/" : "; use --keep-rest to keep them");
+          r.rest_written ? ", written densely in rest/" : "; use --keep-rest to keep them"));
     }
   }
-  card += "\nSee compress.json for retention per module kind and per layer.\n";
+  card.Paragraph("See compress.json for retention per module kind and per layer.");
   return card;
 }
 
@@ -795,7 +830,7 @@ StatusOr<CompressReport> Compress(const CompressOptions& o, Progress* progress) 
   if (progress) progress->SetLabel("compress: retention");
   RETURN_IF_ERROR(MeasureRetention(vector, *written, o.threads, &report, progress));
   RETURN_IF_ERROR(WriteFileAtomic(dir / "compress.json", report.ToJson().dump(2) + "\n"));
-  RETURN_IF_ERROR(WriteFileAtomic(dir / "README.md", CompactCard(report, o)));
+  RETURN_IF_ERROR(CompactCard(report, o).Write(dir));
   RETURN_IF_ERROR(pending.Commit());
   return report;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct ControlOptions {
 
 struct ControlReport {
   std::filesystem::path out;
+  std::filesystem::path like;
+  uint64_t seed = 0;
+  std::string kind;   // "gaussian" or "shuffle"
+  std::string match;  // "tensor", "rows", or "values" (shuffle)
   std::vector<std::string> warnings;
   std::vector<std::string> shards;
   uint64_t tensors = 0;
@@ -35,6 +40,9 @@ struct ControlReport {
   // Largest relative difference between a written tensor's (or row's) L2 norm and VEC's, after
   // rounding into the stored dtype.
   double max_relative_norm_error = 0;
+
+  // What `rvec control --json` prints (the CLI adds the run time).
+  nlohmann::json ToJson() const;
 };
 
 StatusOr<ControlReport> MakeControl(const ControlOptions& options, Progress* progress);

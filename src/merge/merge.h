@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,14 @@ struct MergeOptions {
 
 struct MergeReport {
   std::filesystem::path out;
+  MergeMethod method = MergeMethod::kLinear;
   std::filesystem::path donor;  // where config and tokenizer came from
   std::vector<std::string> warnings;
   std::vector<std::string> shards;
   uint64_t tensors = 0;
+
+  // What `rvec merge --json` prints (the CLI adds the run time).
+  nlohmann::json ToJson() const;
 };
 
 StatusOr<MergeReport> RunMerge(const MergeConfig& config, const MergeOptions& options,

@@ -62,6 +62,33 @@ Status RunJobs(ThreadPool& pool, std::vector<TensorJob>& jobs, Progress* progres
   return OkStatus();
 }
 
+uint64_t ShardBudgetLike(const Checkpoint& ckpt, double ratio) {
+  if (!ckpt.is_sharded()) return 0;
+  uint64_t largest = 0;
+  for (size_t i = 0; i < ckpt.num_shards(); ++i) {
+    uint64_t bytes = 0;
+    for (const TensorInfo& t : ckpt.shard(i).tensors()) bytes += t.NumBytes();
+    largest = std::max(largest, bytes);
+  }
+  return static_cast<uint64_t>(static_cast<double>(largest) * ratio) + 1;
+}
+
+uint64_t TotalBytes(const std::vector<TensorSpec>& specs) {
+  uint64_t total = 0;
+  for (const TensorSpec& s : specs) total += s.NumBytes();
+  return total;
+}
+
+std::optional<DType> UniformFloatDType(const std::vector<TensorSpec>& specs) {
+  std::optional<DType> uniform;
+  for (const TensorSpec& s : specs) {
+    if (!IsSupportedFloat(s.dtype)) continue;
+    if (uniform && *uniform != s.dtype) return std::nullopt;
+    uniform = s.dtype;
+  }
+  return uniform;
+}
+
 void ParallelTasks(ThreadPool& pool, size_t n, const std::function<void(size_t)>& fn) {
   pool.ParallelFor(n, [&](size_t task, size_t) { fn(task); });
 }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "base/status.h"
 #include "base/threading.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_writer.h"
 #include "io/safetensors.h"
 
 namespace rvec::merge {
@@ -35,6 +37,15 @@ struct TensorJob {
     return numel == 0 ? 1 : (numel + chunk_elements - 1) / chunk_elements;
   }
 };
+
+// Output layout shared by every writer here: sharded like `ckpt` with its largest shard's tensor
+// bytes scaled by `ratio` (plus one byte), or 0 (one file) when `ckpt` is one file.
+uint64_t ShardBudgetLike(const Checkpoint& ckpt, double ratio = 1.0);
+// Tensor bytes of all specs (the progress total of a streaming pass).
+uint64_t TotalBytes(const std::vector<TensorSpec>& specs);
+// The dtype of the float tensors of `specs` when they all share one (what config.json's
+// torch_dtype can say); nullopt when there is none or several.
+std::optional<DType> UniformFloatDType(const std::vector<TensorSpec>& specs);
 
 // Runs the jobs in order. Chunks of consecutive tensors are batched into one parallel round so
 // small tensors (norms, biases) do not serialise. Returns the first error (in chunk order).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct ExtractOptions {
 
 struct ExtractReport {
   std::filesystem::path out;
+  std::filesystem::path base;
+  std::filesystem::path tuned;
   std::vector<std::string> warnings;
   std::vector<std::string> shards;
   uint64_t tensors = 0;
@@ -40,6 +43,9 @@ struct ExtractReport {
   uint64_t changed_elements = 0;
   double relative_l2_error = 0.0;
   double l2_norm = 0.0;  // of the exact difference
+
+  // What `rvec extract --json` prints (the CLI adds the run time).
+  nlohmann::json ToJson() const;
 };
 
 StatusOr<ExtractReport> Extract(const ExtractOptions& options, Progress* progress);
@@ -71,6 +77,7 @@ struct ApplyOptions {
 
 struct ApplyReport {
   std::filesystem::path out;
+  std::filesystem::path model;  // the target
   std::vector<std::string> warnings;
   std::vector<std::string> shards;
   uint64_t tensors = 0;
@@ -78,6 +85,9 @@ struct ApplyReport {
   uint64_t tensors_copied = 0;  // no term touches them (or every coefficient is 0)
   uint64_t bytes_written = 0;
   std::string formula;
+
+  // What `rvec apply --json` prints (the CLI adds the run time).
+  nlohmann::json ToJson() const;
 };
 
 StatusOr<ApplyReport> Apply(const ApplyOptions& options, Progress* progress);
