@@ -1,5 +1,6 @@
-// Run comparison tables (Markdown / HTML with hand-written SVG bar charts / JSON) with deltas and
-// exact McNemar tests on paired per-sample correctness.
+// Run comparison tables (Markdown / HTML with SVG bar charts / JSON) with deltas and exact
+// McNemar tests on paired per-sample correctness, and the results.json reading and paired
+// comparison that the transfer report shares.
 #include "eval/report.h"
 
 #include <algorithm>
@@ -8,6 +9,8 @@
 #include <set>
 
 #include "base/fs.h"
+#include "base/html.h"
+#include "base/svg.h"
 #include "eval/runner.h"
 #include "eval/stats.h"
 
@@ -17,14 +20,62 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// doc_id -> metric key -> score, of one leaf task in one run.
+using DocScores = std::map<size_t, std::map<std::string, double>>;
+
+StatusOr<DocScores> ReadDocScores(const fs::path& dir, const std::string& task) {
+  DocScores scores;
+  ASSIGN_OR_RETURN(auto records, ReadSamples(dir, task));  // none without a samples file
+  for (const auto& r : records) {
+    if (!r.contains("doc_id") || !r.contains("metrics")) continue;
+    auto& dst = scores[r["doc_id"].get<size_t>()];
+    for (const auto& [k, v] : r["metrics"].items()) {
+      if (v.is_number()) dst[k] = v.get<double>();
+    }
+  }
+  return scores;
+}
+
+// Adds the documents of one leaf task scored on `metric` in both A and B.
+void AddPairs(const DocScores& a, const DocScores& b, const std::string& metric,
+              PairedComparison* pc) {
+  for (const auto& [doc, ma] : a) {
+    auto it = b.find(doc);
+    if (it == b.end()) continue;
+    auto ka = ma.find(metric);
+    auto kb = it->second.find(metric);
+    if (ka == ma.end() || kb == it->second.end()) continue;
+    const double x = ka->second, y = kb->second;
+    if ((x != 0.0 && x != 1.0) || (y != 0.0 && y != 1.0)) pc->binary = false;
+    ++pc->paired;
+    if (x > y) ++pc->only_a;
+    if (y > x) ++pc->only_b;
+  }
+}
+
+// Applies the rule of report.h: the exact test only on paired 0/1 scores.
+void FinishPairs(PairedComparison* pc) {
+  if (pc->binary && pc->paired > 0) pc->p_value = McNemarExactP(pc->only_a, pc->only_b);
+}
+
 struct RunData {
+  fs::path dir;
   nlohmann::json results;
-  // (task, doc_id) -> metric key -> value, for the leaf tasks of a column.
-  std::map<std::string, std::map<size_t, std::map<std::string, double>>> samples;
+  std::map<std::string, DocScores> samples;  // by leaf task, read on first use
+
+  StatusOr<const DocScores*> Samples(const std::string& task) {
+    auto it = samples.find(task);
+    if (it == samples.end()) {
+      ASSIGN_OR_RETURN(DocScores s, ReadDocScores(dir, task));
+      it = samples.emplace(task, std::move(s)).first;
+    }
+    return &it->second;
+  }
 };
 
 StatusOr<RunData> LoadRun(const fs::path& dir) {
   RunData run;
+  run.dir = dir;
   const fs::path path = dir / "results.json";
   if (!fs::exists(path)) {
     return NotFound("{}: no results.json (not a finished rvec eval run directory)", dir.string());
@@ -37,19 +88,54 @@ StatusOr<RunData> LoadRun(const fs::path& dir) {
   return run;
 }
 
-Status LoadSamples(const fs::path& dir, const std::string& task, RunData* run) {
-  if (run->samples.count(task)) return OkStatus();
-  auto& m = run->samples[task];
-  if (!fs::exists(dir / ("samples_" + task + ".jsonl"))) return OkStatus();
-  ASSIGN_OR_RETURN(auto records, ReadSamples(dir, task));
-  for (const auto& r : records) {
-    if (!r.contains("doc_id") || !r.contains("metrics")) continue;
-    auto& dst = m[r["doc_id"].get<size_t>()];
-    for (const auto& [k, v] : r["metrics"].items()) {
-      if (v.is_number()) dst[k] = v.get<double>();
+// Pairs `metric` of `task` between two loaded runs; groups resolve through A's results.json.
+StatusOr<PairedComparison> ComparePairedRuns(RunData& a, RunData& b, const std::string& task,
+                                             const std::string& metric) {
+  PairedComparison pc;
+  for (const auto& leaf : LeafTasks(a.results, task)) {
+    ASSIGN_OR_RETURN(const DocScores* sa, a.Samples(leaf));
+    ASSIGN_OR_RETURN(const DocScores* sb, b.Samples(leaf));
+    AddPairs(*sa, *sb, metric, &pc);
+  }
+  FinishPairs(&pc);
+  return pc;
+}
+
+std::string Pct(double v, int digits = 1) { return fmt::format("{:.{}f}", 100.0 * v, digits); }
+
+std::string Signed(double v) { return fmt::format("{:+.1f}", 100.0 * v); }
+
+// "0.034", "1.2e-05", or "n/a" where the exact test does not apply.
+std::string PValue(const std::optional<double>& p) {
+  if (!p) return "n/a";
+  if (*p < 0.001) return fmt::format("{:.1e}", *p);
+  return fmt::format("{:.3f}", *p);
+}
+
+}  // namespace
+
+std::string StderrKey(const std::string& metric_key) {
+  const size_t comma = metric_key.find(',');
+  if (comma == std::string::npos) return metric_key + "_stderr";
+  return metric_key.substr(0, comma) + "_stderr" + metric_key.substr(comma);
+}
+
+std::vector<std::string> MetricKeys(const nlohmann::json& entry) {
+  std::vector<std::string> keys;
+  for (const auto& [key, v] : entry.items()) {
+    if (key == "alias" || key.find("_stderr") != std::string::npos || !v.is_number()) continue;
+    keys.push_back(key);
+  }
+  return keys;
+}
+
+const nlohmann::json* ResultEntry(const nlohmann::json& results, const std::string& task) {
+  for (const char* section : {"groups", "results"}) {
+    if (results.contains(section) && results[section].contains(task)) {
+      return &results[section][task];
     }
   }
-  return OkStatus();
+  return nullptr;
 }
 
 std::vector<std::string> LeafTasks(const nlohmann::json& results, const std::string& task) {
@@ -60,47 +146,38 @@ std::vector<std::string> LeafTasks(const nlohmann::json& results, const std::str
   return {task};
 }
 
-std::optional<double> Num(const nlohmann::json& obj, const std::string& key) {
-  if (obj.is_object() && obj.contains(key) && obj[key].is_number()) return obj[key].get<double>();
+std::optional<double> MetricValue(const nlohmann::json& entry, const std::string& key) {
+  if (entry.is_object() && entry.contains(key) && entry[key].is_number()) {
+    return entry[key].get<double>();
+  }
   return std::nullopt;
 }
 
-std::string StderrKey(const std::string& metric_key) {
-  const size_t comma = metric_key.find(',');
-  if (comma == std::string::npos) return metric_key + "_stderr";
-  return metric_key.substr(0, comma) + "_stderr" + metric_key.substr(comma);
+StatusOr<PairedComparison> ComparePaired(const fs::path& run_a, const fs::path& run_b,
+                                         const std::string& task, const std::string& metric_key) {
+  ASSIGN_OR_RETURN(RunData a, LoadRun(run_a));
+  RunData b;  // only B's samples are read: groups resolve through A
+  b.dir = run_b;
+  return ComparePairedRuns(a, b, task, metric_key);
 }
 
-std::string Pct(double v, int digits = 1) { return fmt::format("{:.{}f}", 100.0 * v, digits); }
+namespace {
 
-std::string Signed(double v) { return fmt::format("{:+.1f}", 100.0 * v); }
-
-std::string PValue(double p) {
-  if (p < 0.001) return fmt::format("{:.1e}", p);
-  return fmt::format("{:.3f}", p);
-}
-
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
+// Columns: the metrics of the first run's top-level entries (subtasks fold into their group).
+std::vector<ReportColumn> ReportColumns(const nlohmann::json& first) {
+  std::set<std::string> subtasks;
+  const nlohmann::json group_subtasks = first.value("group_subtasks", nlohmann::json::object());
+  for (const auto& [g, subs] : group_subtasks.items()) {
+    if (subs.is_array()) {
+      for (const auto& s : subs) subtasks.insert(s.get<std::string>());
     }
   }
-  return out;
+  std::vector<ReportColumn> columns;
+  for (const auto& [task, entry] : first["results"].items()) {
+    if (subtasks.count(task)) continue;
+    for (const std::string& key : MetricKeys(entry)) columns.push_back({task, key});
+  }
+  return columns;
 }
 
 }  // namespace
@@ -118,54 +195,23 @@ StatusOr<Report> BuildReport(const std::vector<fs::path>& run_dirs,
     if (label.empty()) label = run_dirs[i].parent_path().filename().string();
     report.runs.push_back(label);
   }
-  // Columns: top-level entries of the first run (subtasks of a group are folded into it).
-  const nlohmann::json& first = runs[0].results;
-  std::set<std::string> subtasks;
-  const nlohmann::json group_subtasks = first.value("group_subtasks", nlohmann::json::object());
-  for (const auto& [g, subs] : group_subtasks.items()) {
-    if (subs.is_array()) {
-      for (const auto& s : subs) subtasks.insert(s.get<std::string>());
-    }
-  }
-  for (const auto& [task, entry] : first["results"].items()) {
-    if (subtasks.count(task)) continue;
-    for (const auto& [key, v] : entry.items()) {
-      if (key == "alias" || key.find("_stderr") != std::string::npos || !v.is_number()) continue;
-      report.columns.push_back({task, key});
-    }
-  }
+  report.columns = ReportColumns(runs[0].results);
   report.cells.assign(runs.size(), std::vector<ReportCell>(report.columns.size()));
   for (size_t c = 0; c < report.columns.size(); ++c) {
     const auto& col = report.columns[c];
-    const auto leaves = LeafTasks(first, col.task);
     for (size_t r = 0; r < runs.size(); ++r) {
       ReportCell& cell = report.cells[r][c];
       const auto& entry = runs[r].results["results"].value(col.task, nlohmann::json());
-      cell.value = Num(entry, col.metric);
-      cell.stderr_ = Num(entry, StderrKey(col.metric));
+      cell.value = MetricValue(entry, col.metric);
+      cell.stderr_ = MetricValue(entry, StderrKey(col.metric));
       if (r == 0 || !cell.value || !report.cells[0][c].value) continue;
       cell.delta = *cell.value - *report.cells[0][c].value;
-      // Paired exact McNemar on 0/1 per-sample scores, by (leaf task, doc_id).
-      bool binary = true;
-      for (const auto& leaf : leaves) {
-        RETURN_IF_ERROR(LoadSamples(run_dirs[0], leaf, &runs[0]));
-        RETURN_IF_ERROR(LoadSamples(run_dirs[r], leaf, &runs[r]));
-        const auto& a = runs[0].samples[leaf];
-        const auto& b = runs[r].samples[leaf];
-        for (const auto& [doc, ma] : a) {
-          auto it = b.find(doc);
-          if (it == b.end()) continue;
-          auto ka = ma.find(col.metric);
-          auto kb = it->second.find(col.metric);
-          if (ka == ma.end() || kb == it->second.end()) continue;
-          const double x = ka->second, y = kb->second;
-          if ((x != 0.0 && x != 1.0) || (y != 0.0 && y != 1.0)) binary = false;
-          ++cell.paired;
-          if (y > x) ++cell.only_this;
-          if (x > y) ++cell.only_first;
-        }
-      }
-      if (binary && cell.paired > 0) cell.p_value = McNemarExactP(cell.only_this, cell.only_first);
+      ASSIGN_OR_RETURN(PairedComparison pc,
+                       ComparePairedRuns(runs[0], runs[r], col.task, col.metric));
+      cell.p_value = pc.p_value;
+      cell.paired = pc.paired;
+      cell.only_this = pc.only_b;
+      cell.only_first = pc.only_a;
     }
   }
   return report;
@@ -189,8 +235,7 @@ std::string RenderMarkdown(const Report& report) {
       }
       std::string s = Pct(*cell.value);
       if (cell.stderr_) s += " ± " + Pct(*cell.stderr_);
-      if (cell.delta) s += " (" + Signed(*cell.delta) + ")";
-      if (cell.p_value) s += fmt::format(" p={}", PValue(*cell.p_value));
+      if (cell.delta) s += fmt::format(" ({}) p={}", Signed(*cell.delta), PValue(cell.p_value));
       out += " " + s + " |";
     }
     out += "\n";
@@ -201,9 +246,69 @@ std::string RenderMarkdown(const Report& report) {
   return out;
 }
 
-std::string RenderHtml(const Report& report) {
+namespace {
+
+// A grid line in this chart's attribute order (x1 x2 y1 y2), kept so reports stay byte-stable.
+std::string GridLine(double x1, double x2, double y1, double y2, std::string_view stroke) {
+  return svg::Element("line")
+      .Attr("x1", svg::Num::Fixed(x1, 1))
+      .Attr("x2", svg::Num::Fixed(x2, 1))
+      .Attr("y1", svg::Num::Fixed(y1, 1))
+      .Attr("y2", svg::Num::Fixed(y2, 1))
+      .Attr("stroke", stroke)
+      .Empty();
+}
+
+std::string MiddleText(double x, double y, const std::string& text) {
+  return svg::Text(svg::Num::Fixed(x, 1), svg::Num::Fixed(y, 1))
+      .Attr("text-anchor", "middle")
+      .WithText(text);
+}
+
+// One column's bar chart: a bar per run with ±stderr whiskers, on a 0-100% axis.
+std::string BarChart(const Report& report, size_t c) {
   static const char* kColors[] = {"#4c78a8", "#f58518", "#54a24b", "#e45756",
                                   "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"};
+  const double width = 60.0 + 48.0 * static_cast<double>(report.runs.size()), height = 220.0;
+  const double top = 16.0, bottom = 180.0, left = 40.0;
+  auto y_of = [&](double v) { return bottom - (bottom - top) * v; };
+  std::string svg = "<figure>" + svg::Document(svg::Num::Fixed(width, 0),
+                                               svg::Num::Fixed(height, 0), /*view_box=*/true)
+                                     .Attr("font-size", 10)
+                                     .Open();
+  for (int tick = 0; tick <= 100; tick += 25) {
+    const double y = bottom - (bottom - top) * tick / 100.0;
+    svg += GridLine(left, width - 8, y, y, "#ddd") +
+           svg::Text(svg::Num::Fixed(left - 4, 1), svg::Num::Fixed(y + 3, 1))
+               .Attr("text-anchor", "end")
+               .WithText(fmt::format("{}%", tick));
+  }
+  for (size_t r = 0; r < report.runs.size(); ++r) {
+    const ReportCell& cell = report.cells[r][c];
+    const double x = left + 12.0 + 48.0 * static_cast<double>(r);
+    if (cell.value) {
+      const double v = std::clamp(*cell.value, 0.0, 1.0);
+      const double y = y_of(v);
+      svg += svg::Rect(svg::Num::Fixed(x, 1), svg::Num::Fixed(y, 1), 32,
+                       svg::Num::Fixed(bottom - y, 1))
+                 .Attr("fill", kColors[r % 8])
+                 .WithMarkup(svg::Element("title").WithText(
+                     fmt::format("{}: {}%", report.runs[r], Pct(*cell.value, 2))));
+      if (cell.stderr_) {
+        svg += GridLine(x + 16, x + 16, y_of(std::clamp(v - *cell.stderr_, 0.0, 1.0)),
+                        y_of(std::clamp(v + *cell.stderr_, 0.0, 1.0)), "#222");
+      }
+      svg += MiddleText(x + 16, y - 3, Pct(*cell.value));
+    }
+    svg += MiddleText(x + 16, bottom + 14, svg::Shorten(report.runs[r], 10, 9));
+  }
+  return svg + std::string(svg::kEnd) + "<figcaption>" + HtmlEscape(report.columns[c].task) +
+         " · " + HtmlEscape(report.columns[c].metric) + "</figcaption></figure>\n";
+}
+
+}  // namespace
+
+std::string RenderHtml(const Report& report) {
   std::string html =
       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rvec evaluation report</title>\n"
       "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
@@ -231,10 +336,9 @@ std::string RenderHtml(const Report& report) {
       if (cell.delta) {
         const char* cls = *cell.delta > 0 ? "pos" : (*cell.delta < 0 ? "neg" : "");
         const bool sig = cell.p_value && *cell.p_value < 0.05;
-        s += fmt::format(" <span class=\"{}{}\">({})</span>", cls, sig ? " sig" : "",
-                         Signed(*cell.delta));
+        s += fmt::format(" <span class=\"{}{}\">({})</span><br><small>p={}</small>", cls,
+                         sig ? " sig" : "", Signed(*cell.delta), PValue(cell.p_value));
       }
-      if (cell.p_value) s += "<br><small>p=" + PValue(*cell.p_value) + "</small>";
       html += "<td>" + s + "</td>";
     }
     html += "</tr>\n";
@@ -243,50 +347,7 @@ std::string RenderHtml(const Report& report) {
       "</table>\n<p><small>Values in %, ± lm-eval's standard error; (Δ) in points against the "
       "first run, bold when the exact McNemar test gives p &lt; 0.05.</small></p>\n"
       "<div class=\"charts\">\n";
-  // One bar chart per column: a bar per run, with ±stderr whiskers, on a 0-100% axis.
-  const double width = 60.0 + 48.0 * static_cast<double>(report.runs.size()), height = 220.0;
-  const double top = 16.0, bottom = 180.0, left = 40.0;
-  for (size_t c = 0; c < report.columns.size(); ++c) {
-    std::string svg = fmt::format(
-        "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0f}\" height=\"{:.0f}\" "
-        "viewBox=\"0 0 {:.0f} {:.0f}\" font-size=\"10\">",
-        width, height, width, height);
-    for (int tick = 0; tick <= 100; tick += 25) {
-      const double y = bottom - (bottom - top) * tick / 100.0;
-      svg += fmt::format(
-          "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>"
-          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}%</text>",
-          left, width - 8, y, y, left - 4, y + 3, tick);
-    }
-    for (size_t r = 0; r < report.runs.size(); ++r) {
-      const ReportCell& cell = report.cells[r][c];
-      const double x = left + 12.0 + 48.0 * static_cast<double>(r);
-      if (cell.value) {
-        const double v = std::clamp(*cell.value, 0.0, 1.0);
-        const double y = bottom - (bottom - top) * v;
-        svg += fmt::format(
-            "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"32\" height=\"{:.1f}\" fill=\"{}\">"
-            "<title>{}: {}%</title></rect>",
-            x, y, bottom - y, kColors[r % 8], HtmlEscape(report.runs[r]), Pct(*cell.value, 2));
-        if (cell.stderr_) {
-          const double lo = bottom - (bottom - top) * std::clamp(v - *cell.stderr_, 0.0, 1.0);
-          const double hi = bottom - (bottom - top) * std::clamp(v + *cell.stderr_, 0.0, 1.0);
-          svg += fmt::format(
-              "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#222\"/>",
-              x + 16, x + 16, lo, hi);
-        }
-        svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>",
-                           x + 16, y - 3, Pct(*cell.value));
-      }
-      svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x + 16,
-                         bottom + 14,
-                         HtmlEscape(report.runs[r].size() > 10 ? report.runs[r].substr(0, 9) + "…"
-                                                               : report.runs[r]));
-    }
-    svg += "</svg><figcaption>" + HtmlEscape(report.columns[c].task) + " · " +
-           HtmlEscape(report.columns[c].metric) + "</figcaption></figure>\n";
-    html += svg;
-  }
+  for (size_t c = 0; c < report.columns.size(); ++c) html += BarChart(report, c);
   html += "</div>\n</body></html>\n";
   return html;
 }
@@ -303,7 +364,7 @@ nlohmann::json ReportToJson(const Report& report) {
       nlohmann::json j = {{"value", opt(cell.value)}, {"stderr", opt(cell.stderr_)}};
       if (r > 0) {
         j["delta"] = opt(cell.delta);
-        j["mcnemar_p"] = opt(cell.p_value);
+        j["mcnemar_p"] = opt(cell.p_value);  // null where the exact test does not apply
         j["paired_samples"] = cell.paired;
         j["only_this_correct"] = cell.only_this;
         j["only_first_correct"] = cell.only_first;

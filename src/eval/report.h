@@ -1,7 +1,14 @@
 // Comparison reports over evaluation run directories: one table (rows = runs, columns = task
 // metrics), deltas against the first run, exact McNemar p-values on per-sample correctness,
-// rendered as Markdown, HTML with SVG bar charts, or JSON. Used by `rvec report` (`rvec transfer`
-// writes its own report in pipeline/transfer_report.cc).
+// rendered as Markdown, HTML with SVG bar charts, or JSON. Used by `rvec report`; the transfer
+// report (pipeline/transfer_report.cc) builds on the same reading of results.json and the same
+// paired comparison.
+//
+// The paired comparison, for both reports: documents are paired by (leaf task, doc_id), a group
+// standing for its subtasks. The exact McNemar test applies only when at least one document is
+// paired and every paired per-document score of both runs is 0 or 1 (per-sample correctness).
+// Otherwise (f1, BLEU and other graded metrics, or no per-sample files) the p-value is absent:
+// Markdown and HTML print "p=n/a" where a delta is shown, JSON writes null.
 #pragma once
 
 #include <filesystem>
@@ -14,11 +21,46 @@
 
 namespace rvec::eval {
 
+// ---- Reading results.json
+
+// "acc,none" -> "acc_stderr,none"; "acc" -> "acc_stderr".
+std::string StderrKey(const std::string& metric_key);
+
+// The metric keys of one task's results entry: numbers, without "alias" and the stderr keys.
+std::vector<std::string> MetricKeys(const nlohmann::json& entry);
+
+// The entry of a task or group in results.json ("groups" first, then "results"); null if absent.
+const nlohmann::json* ResultEntry(const nlohmann::json& results, const std::string& task);
+
+// The leaf tasks whose samples make up `task`: a group's subtasks, else the task itself.
+std::vector<std::string> LeafTasks(const nlohmann::json& results, const std::string& task);
+
+// `entry[key]` when it is a number (lm-eval writes "N/A" for a stderr it cannot compute).
+std::optional<double> MetricValue(const nlohmann::json& entry, const std::string& key);
+
+// ---- Paired comparison (the rule is in the header comment above)
+
+struct PairedComparison {
+  size_t paired = 0;              // documents scored in both runs
+  size_t only_a = 0;              // documents scoring higher in A (for 0/1 scores: right in A only)
+  size_t only_b = 0;              // documents scoring higher in B
+  bool binary = true;             // every paired score of both runs is 0 or 1
+  std::optional<double> p_value;  // exact McNemar, when the rule allows it
+};
+
+// Compares metric `metric_key` ("exact_match,strict-match") of `task` (a task, or a group whose
+// subtasks are pooled as listed in run A's results.json) between run directories A and B.
+StatusOr<PairedComparison> ComparePaired(const std::filesystem::path& run_a,
+                                         const std::filesystem::path& run_b,
+                                         const std::string& task, const std::string& metric_key);
+
+// ---- The `rvec report` table
+
 struct ReportCell {
   std::optional<double> value;    // metric in [0, 1]
   std::optional<double> stderr_;  // lm-eval's stderr
   std::optional<double> delta;    // value - first run's value (rows after the first)
-  std::optional<double> p_value;  // exact McNemar vs the first run, paired by (task, doc_id)
+  std::optional<double> p_value;  // exact McNemar vs the first run (see the rule above)
   size_t paired = 0;              // samples present in both runs
   size_t only_this = 0;           // right here, wrong in the first run
   size_t only_first = 0;          // right in the first run, wrong here

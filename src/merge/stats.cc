@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "base/svg.h"
 #include "base/threading.h"
 #include "io/checkpoint.h"
 #include "merge/compact.h"
@@ -63,18 +64,22 @@ nlohmann::json AccumJson(const NormAccum& a, bool with_target) {
 constexpr ModuleGroup kGroups[] = {ModuleGroup::kAttention, ModuleGroup::kMlp, ModuleGroup::kNorm,
                                    ModuleGroup::kEmbedding, ModuleGroup::kOther};
 
-}  // namespace
-
-StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
-                                   const std::optional<std::filesystem::path>& model_path,
-                                   size_t threads, Progress* progress) {
-  ASSIGN_OR_RETURN(std::unique_ptr<VectorReader> reader, VectorReader::Open(vector_path));
-  const VectorReader& vec = *reader;
-  std::optional<Checkpoint> model;
-  if (model_path) {
-    ASSIGN_OR_RETURN(Checkpoint m, Checkpoint::Open(*model_path));
-    model = std::move(m);
+// One vector tensor to measure, with the model tensor its relative norm divides by.
+struct StatsItem {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::optional<TensorView> t;
+  uint64_t target_limit = 0;  // elements of the model tensor that line up with the vector's
+  uint64_t NumElements() const {
+    uint64_t n = 1;
+    for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+    return n;
   }
+};
+
+// The report's identity: paths, kind, and a warning when the "vector" looks like a model.
+StatsReport StatsHeader(const VectorReader& vec, const std::filesystem::path& vector_path,
+                        const std::optional<std::filesystem::path>& model_path) {
   StatsReport report;
   report.vector_path = vector_path.string();
   report.model_path = model_path ? model_path->string() : "";
@@ -85,60 +90,91 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
         "this checkpoint has a config.json and no rvec vector metadata: it looks like a model, "
         "so the statistics describe its weights, not a difference");
   }
+  return report;
+}
 
-  struct Item {
-    std::string name;
-    std::vector<int64_t> shape;
-    std::optional<TensorView> t;
-    uint64_t target_limit = 0;
-    uint64_t NumElements() const {
-      uint64_t n = 1;
-      for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-      return n;
-    }
-  };
-  std::vector<Item> items;
+// Lines `item` up with model tensor `t` where the shapes allow (same shape, or 2-D with the
+// same row width: the shared rows), warning otherwise.
+void MatchTarget(const TensorView& t, uint64_t numel, StatsItem* item,
+                 std::vector<std::string>* warnings) {
+  if (!IsSupportedFloat(t.dtype())) return;
+  const std::vector<int64_t>& shape = item->shape;
+  if (t.shape() == shape) {
+    item->t = t;
+    item->target_limit = numel;
+  } else if (t.shape().size() == 2 && shape.size() == 2 && t.shape()[1] == shape[1]) {
+    item->t = t;
+    item->target_limit = std::min(t.NumElements(), numel);
+    warnings->push_back(fmt::format(
+        "{}: rows differ ({} in the vector, {} in the model); relative norm uses the {} "
+        "shared rows of the model",
+        item->name, shape[0], t.shape()[0], std::min(shape[0], t.shape()[0])));
+  } else {
+    warnings->push_back(
+        fmt::format("{}: shape {} in the vector vs {} in the model; "
+                    "no relative norm",
+                    item->name, ShapeString(shape), ShapeString(t.shape())));
+  }
+}
+
+StatusOr<std::vector<StatsItem>> PlanItems(const VectorReader& vec, const Checkpoint* model,
+                                           std::vector<std::string>* warnings) {
+  std::vector<StatsItem> items;
   std::vector<std::string> missing_in_model;
   for (const std::string& name : vec.TensorNames()) {
-    const std::vector<int64_t>& shape = vec.Shape(name);
-    const uint64_t numel = vec.NumElements(name);
-    Item item{name, shape, std::nullopt, 0};
-    if (model) {
-      if (!model->Has(name)) {
-        missing_in_model.push_back(name);
-      } else {
-        ASSIGN_OR_RETURN(TensorView t, model->View(name));
-        if (IsSupportedFloat(t.dtype())) {
-          if (t.shape() == shape) {
-            item.t = t;
-            item.target_limit = numel;
-          } else if (t.shape().size() == 2 && shape.size() == 2 && t.shape()[1] == shape[1]) {
-            item.t = t;
-            item.target_limit = std::min(t.NumElements(), numel);
-            report.warnings.push_back(fmt::format(
-                "{}: rows differ ({} in the vector, {} in the model); relative norm uses the {} "
-                "shared rows of the model",
-                name, shape[0], t.shape()[0], std::min(shape[0], t.shape()[0])));
-          } else {
-            report.warnings.push_back(
-                fmt::format("{}: shape {} in the vector vs {} in the model; "
-                            "no relative norm",
-                            name, ShapeString(shape), ShapeString(t.shape())));
-          }
-        }
-      }
+    StatsItem item{name, vec.Shape(name), std::nullopt, 0};
+    if (model && !model->Has(name)) {
+      missing_in_model.push_back(name);
+    } else if (model) {
+      ASSIGN_OR_RETURN(TensorView t, model->View(name));
+      MatchTarget(t, vec.NumElements(name), &item, warnings);
     }
     items.push_back(item);
   }
   if (!missing_in_model.empty()) {
-    report.warnings.push_back(fmt::format("{} vector tensor(s) are not in the model: {}",
-                                          missing_in_model.size(),
-                                          AbbreviatedList(missing_in_model)));
+    warnings->push_back(fmt::format("{} vector tensor(s) are not in the model: {}",
+                                    missing_in_model.size(), AbbreviatedList(missing_in_model)));
   }
+  return items;
+}
 
+// Norms of elements [begin, end) of `it`, read through scratch buffers `v` and `t`. Non-finite
+// values are counted and left out of the sums.
+StatusOr<NormAccum> ChunkNorms(const VectorReader& vec, const StatsItem& it, uint64_t begin,
+                               uint64_t end, float* v, float* t) {
+  NormAccum acc;
+  for (uint64_t pos = begin; pos < end; pos += kBlock) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, end - pos));
+    RETURN_IF_ERROR(vec.Read(it.name, pos, n, v));
+    for (size_t e = 0; e < n; ++e) {
+      const float x = v[e];
+      if (!std::isfinite(x)) {
+        ++acc.nonfinite;
+        v[e] = 0.0f;
+        continue;
+      }
+      acc.zeros += x == 0.0f;
+      acc.max_abs = std::max(acc.max_abs, static_cast<double>(std::fabs(x)));
+    }
+    acc.sum_sq += SumSquaresF64(v, n);
+    if (it.t && pos < it.target_limit) {
+      const size_t m = static_cast<size_t>(std::min<uint64_t>(n, it.target_limit - pos));
+      ReadF32(*it.t, pos, m, t);
+      acc.target_sum_sq += SumSquaresF64(t, m);
+    }
+  }
+  acc.numel = end - begin;
+  return acc;
+}
+
+// Streams every tensor once in fixed chunks; the chunks' sums are added in chunk order, so the
+// numbers do not depend on the thread count.
+Status MeasureTensors(const VectorReader& vec, const Checkpoint* model,
+                      const std::vector<StatsItem>& items, size_t threads, Progress* progress,
+                      StatsReport* report) {
   ThreadPool pool(threads);
   Scratch scratch(pool.NumWorkers(), 2, kBlock);
-  report.tensors.resize(items.size());
+  report->tensors.resize(items.size());
   std::vector<std::vector<NormAccum>> partial(items.size());
   std::vector<TensorJob> jobs(items.size());
   uint64_t total_bytes = 0;
@@ -150,32 +186,9 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
     job.progress_units = items[i].NumElements();
     partial[i].resize(job.NumChunks());
     job.run = [&, i](uint64_t chunk, uint64_t begin, uint64_t end, size_t worker) -> Status {
-      const Item& it = items[i];
-      float* v = scratch.Get(worker, 0);
-      float* t = scratch.Get(worker, 1);
-      NormAccum acc;
-      for (uint64_t pos = begin; pos < end; pos += kBlock) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, end - pos));
-        RETURN_IF_ERROR(vec.Read(it.name, pos, n, v));
-        for (size_t e = 0; e < n; ++e) {
-          const float x = v[e];
-          if (!std::isfinite(x)) {
-            ++acc.nonfinite;
-            v[e] = 0.0f;
-            continue;
-          }
-          acc.zeros += x == 0.0f;
-          acc.max_abs = std::max(acc.max_abs, static_cast<double>(std::fabs(x)));
-        }
-        acc.sum_sq += SumSquaresF64(v, n);
-        if (it.t && pos < it.target_limit) {
-          const size_t m = static_cast<size_t>(std::min<uint64_t>(n, it.target_limit - pos));
-          ReadF32(*it.t, pos, m, t);
-          acc.target_sum_sq += SumSquaresF64(t, m);
-        }
-      }
-      acc.numel = end - begin;
-      partial[i][chunk] = acc;
+      const StatsItem& it = items[i];
+      ASSIGN_OR_RETURN(partial[i][chunk], ChunkNorms(vec, it, begin, end, scratch.Get(worker, 0),
+                                                     scratch.Get(worker, 1)));
       vec.Release(it.name, begin, end);
       if (it.t && begin < it.target_limit) {
         ReleaseElements(*model, *it.t, begin, std::min(end, it.target_limit));
@@ -183,7 +196,7 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
       return OkStatus();
     };
     job.done = [&, i]() -> Status {
-      TensorStats& ts = report.tensors[i];
+      TensorStats& ts = report->tensors[i];
       ts.name = items[i].name;
       ts.shape = items[i].shape;
       ts.dtype = vec.StorageName(items[i].name);
@@ -195,12 +208,15 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
       return OkStatus();
     };
   }
-  RETURN_IF_ERROR(RunJobs(pool, jobs, progress));
+  return RunJobs(pool, jobs, progress);
+}
 
+// Totals by group and by layer, and a warning per tensor with non-finite values.
+void Aggregate(StatsReport* report) {
   std::map<int64_t, LayerStats> layers;
-  for (const TensorStats& ts : report.tensors) {
-    report.total.Add(ts.acc);
-    report.groups[ts.group].Add(ts.acc);
+  for (const TensorStats& ts : report->tensors) {
+    report->total.Add(ts.acc);
+    report->groups[ts.group].Add(ts.acc);
     if (ts.layer) {
       LayerStats& l = layers[*ts.layer];
       l.layer = *ts.layer;
@@ -208,11 +224,29 @@ StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
       l.groups[ts.group].Add(ts.acc);
     }
     if (ts.acc.nonfinite) {
-      report.warnings.push_back(fmt::format("{}: {} non-finite value(s) (excluded from norms)",
-                                            ts.name, ts.acc.nonfinite));
+      report->warnings.push_back(fmt::format("{}: {} non-finite value(s) (excluded from norms)",
+                                             ts.name, ts.acc.nonfinite));
     }
   }
-  for (auto& [k, l] : layers) report.layers.push_back(std::move(l));
+  for (auto& [k, l] : layers) report->layers.push_back(std::move(l));
+}
+
+}  // namespace
+
+StatusOr<StatsReport> ComputeStats(const std::filesystem::path& vector_path,
+                                   const std::optional<std::filesystem::path>& model_path,
+                                   size_t threads, Progress* progress) {
+  ASSIGN_OR_RETURN(std::unique_ptr<VectorReader> reader, VectorReader::Open(vector_path));
+  std::optional<Checkpoint> model;
+  if (model_path) {
+    ASSIGN_OR_RETURN(Checkpoint m, Checkpoint::Open(*model_path));
+    model = std::move(m);
+  }
+  const Checkpoint* target = model ? &*model : nullptr;
+  StatsReport report = StatsHeader(*reader, vector_path, model_path);
+  ASSIGN_OR_RETURN(std::vector<StatsItem> items, PlanItems(*reader, target, &report.warnings));
+  RETURN_IF_ERROR(MeasureTensors(*reader, target, items, threads, progress, &report));
+  Aggregate(&report);
   return report;
 }
 
@@ -281,29 +315,6 @@ std::string StatsText(const StatsReport& r, bool per_tensor) {
 
 namespace {
 
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // A "nice" axis maximum (1, 2 or 5 times a power of ten) at or above `v`.
 double NiceCeil(double v) {
   if (!(v > 0)) return 1.0;
@@ -314,129 +325,204 @@ double NiceCeil(double v) {
   return 10 * p;
 }
 
+struct Series {
+  ModuleGroup group;
+  const char* label;
+  const char* color;
+  const char* dash;  // stroke-dasharray, "" for a solid line
+};
+constexpr Series kSeries[] = {{ModuleGroup::kAttention, "attention", "#2563eb", ""},
+                              {ModuleGroup::kMlp, "MLP", "#ea580c", ""},
+                              {ModuleGroup::kNorm, "norms", "#16a34a", "6 4"}};
+
+svg::Num F1(double v) { return svg::Num::Fixed(v, 1); }
+
+// The per-layer chart's geometry: plot area, scales, and the value plotted for a group.
+class LayerChart {
+ public:
+  explicit LayerChart(const StatsReport& r) : r_(r), relative_(!r.model_path.empty()) {
+    double ymax = 0;
+    for (const LayerStats& l : r.layers) {
+      for (const Series& s : kSeries) {
+        if (auto v = GroupValue(l, s.group)) ymax = std::max(ymax, *v);
+      }
+    }
+    if (auto e = EmbeddingValue()) ymax = std::max(ymax, *e);
+    ymax_ = NiceCeil(ymax);
+    nl_ = r.layers.empty() ? 1 : r.layers.back().layer + 1;
+  }
+
+  static constexpr double kWidth = 860, kHeight = 440;
+  static constexpr double kLeft = 84, kRight = 190, kTop = 56, kBottom = 64;
+  static constexpr double kPw = kWidth - kLeft - kRight, kPh = kHeight - kTop - kBottom;
+
+  bool relative() const { return relative_; }
+  int64_t layers() const { return nl_; }
+  double ymax() const { return ymax_; }
+  double X(double layer) const { return kLeft + (nl_ <= 1 ? kPw / 2 : kPw * layer / (nl_ - 1)); }
+  double Y(double v) const { return kTop + kPh - kPh * v / ymax_; }
+  double Value(const NormAccum& a) const { return relative_ ? Relative(a) : std::sqrt(a.sum_sq); }
+
+  // A group's value in one layer, when it has a finite one.
+  std::optional<double> GroupValue(const LayerStats& l, ModuleGroup g) const {
+    auto it = l.groups.find(g);
+    if (it == l.groups.end() || !std::isfinite(Value(it->second))) return std::nullopt;
+    return Value(it->second);
+  }
+  std::optional<double> EmbeddingValue() const {
+    auto it = r_.groups.find(ModuleGroup::kEmbedding);
+    if (it == r_.groups.end() || !std::isfinite(Value(it->second))) return std::nullopt;
+    return Value(it->second);
+  }
+
+ private:
+  const StatsReport& r_;
+  bool relative_;
+  double ymax_ = 1;
+  int64_t nl_ = 1;
+};
+
+std::string ChartTitle(const StatsReport& r, const LayerChart& c) {
+  std::string svg = svg::Document(LayerChart::kWidth, LayerChart::kHeight, /*view_box=*/true)
+                        .Attr("font-family", "Helvetica, Arial, sans-serif")
+                        .Attr("font-size", 12)
+                        .Open() +
+                    "\n" +
+                    svg::Element("rect")
+                        .Attr("width", "100%")
+                        .Attr("height", "100%")
+                        .Attr("fill", "#ffffff")
+                        .Empty() +
+                    "\n";
+  std::string title = std::filesystem::path(r.vector_path).filename().string();
+  if (title.empty()) title = r.vector_path;
+  svg += svg::Text(LayerChart::kLeft, 26)
+             .Attr("font-size", 16)
+             .Attr("font-weight", "bold")
+             .Attr("fill", "#111827")
+             .WithText(fmt::format("{} per layer: {}",
+                                   c.relative() ? "Relative norm ‖v‖/‖θ‖" : "L2 norm ‖v‖", title)) +
+         "\n";
+  if (c.relative()) {
+    svg += svg::Text(LayerChart::kLeft, 44)
+               .Attr("fill", "#6b7280")
+               .WithText("target: " + std::filesystem::path(r.model_path).filename().string()) +
+           "\n";
+  }
+  return svg;
+}
+
+// Grid with y ticks, x ticks (at most ~12 labels), the frame and the axis titles.
+std::string ChartAxes(const LayerChart& c) {
+  using C = LayerChart;
+  std::string svg;
+  for (int i = 0; i <= 5; ++i) {
+    const double v = c.ymax() * i / 5;
+    svg += svg::Line(F1(C::kLeft), F1(c.Y(v)), F1(C::kLeft + C::kPw), F1(c.Y(v)))
+               .Attr("stroke", "#e5e7eb")
+               .Empty() +
+           "\n" +
+           svg::Text(F1(C::kLeft - 8), F1(c.Y(v) + 4))
+               .Attr("text-anchor", "end")
+               .Attr("fill", "#374151")
+               .WithText(fmt::format("{:.3g}", v)) +
+           "\n";
+  }
+  const int64_t step = std::max<int64_t>(1, (c.layers() + 11) / 12);
+  const double base = C::kTop + C::kPh;
+  for (int64_t l = 0; l < c.layers(); l += step) {
+    const double x = c.X(static_cast<double>(l));
+    svg += svg::Line(F1(x), F1(base), F1(x), F1(base + 5)).Attr("stroke", "#9ca3af").Empty() +
+           "\n" +
+           svg::Text(F1(x), F1(base + 20))
+               .Attr("text-anchor", "middle")
+               .Attr("fill", "#374151")
+               .WithText(std::to_string(l)) +
+           "\n";
+  }
+  svg += svg::Rect(C::kLeft, C::kTop, C::kPw, C::kPh)
+             .Attr("fill", "none")
+             .Attr("stroke", "#9ca3af")
+             .Empty() +
+         "\n";
+  svg += svg::Text(F1(C::kLeft + C::kPw / 2), F1(C::kHeight - 18))
+             .Attr("text-anchor", "middle")
+             .Attr("fill", "#111827")
+             .WithText("layer") +
+         "\n";
+  return svg +
+         svg::Element("text")
+             .Attr("transform",
+                   fmt::format("translate(22 {:.1f}) rotate(-90)", C::kTop + C::kPh / 2))
+             .Attr("text-anchor", "middle")
+             .Attr("fill", "#111827")
+             .WithText(c.relative() ? "‖v‖ / ‖θ_target‖" : "‖v‖") +
+         "\n";
+}
+
+// The dotted line of the embeddings' value, across the plot or as a legend sample.
+svg::Element EmbeddingLine(double x1, double x2, double y) {
+  return svg::Line(F1(x1), F1(y), F1(x2), F1(y))
+      .Attr("stroke", "#7c3aed")
+      .Attr("stroke-dasharray", "2 3")
+      .Attr("stroke-width", "1.5");
+}
+
+// One module group's line (with points when there are few layers), or "" when it has none.
+std::string SeriesLine(const StatsReport& r, const LayerChart& c, const Series& s) {
+  std::string points, dots;
+  for (const LayerStats& l : r.layers) {
+    const std::optional<double> v = c.GroupValue(l, s.group);
+    if (!v) continue;
+    const double x = c.X(static_cast<double>(l.layer)), y = c.Y(*v);
+    points += fmt::format("{:.1f},{:.1f} ", x, y);
+    dots += svg::Circle(F1(x), F1(y), 2.5).Attr("fill", s.color).Empty() + "\n";
+  }
+  if (points.empty()) return "";
+  svg::Element line("polyline");
+  line.Attr("points", points).Attr("fill", "none").Attr("stroke", s.color).Attr("stroke-width", 2);
+  if (*s.dash) line.Attr("stroke-dasharray", s.dash);
+  return line.Empty() + "\n" + (r.layers.size() <= 64 ? dots : "");
+}
+
+// The lines, then the legend beside the plot: each series, the embeddings, the total.
+std::string ChartSeries(const StatsReport& r, const LayerChart& c) {
+  using C = LayerChart;
+  const std::optional<double> emb = c.EmbeddingValue();
+  std::string svg;
+  if (emb) svg += EmbeddingLine(C::kLeft, C::kLeft + C::kPw, c.Y(*emb)).Empty() + "\n";
+  const double lx = C::kLeft + C::kPw;
+  double ly = C::kTop + 8;
+  auto legend_text = [&](const std::string& text) {
+    return svg::Text(F1(lx + 46), F1(ly + 4)).Attr("fill", "#111827").WithText(text) + "\n";
+  };
+  for (const Series& s : kSeries) {
+    const std::string line = SeriesLine(r, c, s);
+    if (line.empty()) continue;
+    svg::Element sample = svg::Line(F1(lx + 16), F1(ly), F1(lx + 40), F1(ly));
+    sample.Attr("stroke", s.color).Attr("stroke-width", 2);
+    if (*s.dash) sample.Attr("stroke-dasharray", s.dash);
+    svg += line + sample.Empty() + "\n" + legend_text(s.label);
+    ly += 22;
+  }
+  if (emb) {
+    svg += EmbeddingLine(lx + 16, lx + 40, ly).Empty() + "\n" +
+           legend_text(fmt::format("embeddings ({:.3g})", *emb));
+    ly += 22;
+  }
+  return svg +
+         svg::Text(F1(lx + 16), F1(ly + 8))
+             .Attr("fill", "#6b7280")
+             .WithText(fmt::format("total {:.4g}", c.Value(r.total))) +
+         "\n";
+}
+
 }  // namespace
 
 std::string StatsSvg(const StatsReport& r) {
-  const bool relative = !r.model_path.empty();
-  auto value = [&](const NormAccum& a) { return relative ? Relative(a) : std::sqrt(a.sum_sq); };
-  struct Series {
-    ModuleGroup group;
-    const char* label;
-    const char* color;
-    const char* dash;
-  };
-  const Series series[] = {{ModuleGroup::kAttention, "attention", "#2563eb", ""},
-                           {ModuleGroup::kMlp, "MLP", "#ea580c", ""},
-                           {ModuleGroup::kNorm, "norms", "#16a34a", "6 4"}};
-  const double width = 860, height = 440;
-  const double left = 84, right = 190, top = 56, bottom = 64;
-  const double pw = width - left - right, ph = height - top - bottom;
-  double ymax = 0;
-  for (const LayerStats& l : r.layers) {
-    for (const Series& s : series) {
-      auto it = l.groups.find(s.group);
-      if (it != l.groups.end() && std::isfinite(value(it->second))) {
-        ymax = std::max(ymax, value(it->second));
-      }
-    }
-  }
-  auto emb = r.groups.find(ModuleGroup::kEmbedding);
-  const bool has_emb = emb != r.groups.end() && std::isfinite(value(emb->second));
-  if (has_emb) ymax = std::max(ymax, value(emb->second));
-  ymax = NiceCeil(ymax);
-  const int64_t nl = r.layers.empty() ? 1 : r.layers.back().layer + 1;
-  auto x = [&](double layer) { return left + (nl <= 1 ? pw / 2 : pw * layer / (nl - 1)); };
-  auto y = [&](double v) { return top + ph - ph * v / ymax; };
-
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
-      "viewBox=\"0 0 {0} {1}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n",
-      width, height);
-  std::string title = std::filesystem::path(r.vector_path).filename().string();
-  if (title.empty()) title = r.vector_path;
-  svg += fmt::format(
-      "<text x=\"{}\" y=\"26\" font-size=\"16\" font-weight=\"bold\" fill=\"#111827\">{} per "
-      "layer: {}</text>\n",
-      left, relative ? "Relative norm ‖v‖/‖θ‖" : "L2 norm ‖v‖", Escape(title));
-  if (relative) {
-    svg += fmt::format("<text x=\"{}\" y=\"44\" fill=\"#6b7280\">target: {}</text>\n", left,
-                       Escape(std::filesystem::path(r.model_path).filename().string()));
-  }
-  // Grid and y ticks.
-  for (int i = 0; i <= 5; ++i) {
-    const double v = ymax * i / 5;
-    svg += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e5e7eb\"/>\n"
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#374151\">{:.3g}</text>\n",
-        left, y(v), left + pw, y(v), left - 8, y(v) + 4, v);
-  }
-  // X ticks: at most ~12 labels.
-  const int64_t step = std::max<int64_t>(1, (nl + 11) / 12);
-  for (int64_t l = 0; l < nl; l += step) {
-    svg += fmt::format(
-        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#9ca3af\"/>\n"
-        "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\" fill=\"#374151\">{4}</text>\n",
-        x(static_cast<double>(l)), top + ph, top + ph + 5, top + ph + 20, l);
-  }
-  svg += fmt::format(
-      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#9ca3af\"/>\n",
-      left, top, pw, ph);
-  svg += fmt::format(
-      "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#111827\">layer</text>\n",
-      left + pw / 2, height - 18);
-  svg += fmt::format(
-      "<text transform=\"translate(22 {:.1f}) rotate(-90)\" text-anchor=\"middle\" "
-      "fill=\"#111827\">{}</text>\n",
-      top + ph / 2, relative ? "‖v‖ / ‖θ_target‖" : "‖v‖");
-  if (has_emb) {
-    const double ev = value(emb->second);
-    svg += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#7c3aed\" "
-        "stroke-dasharray=\"2 3\" stroke-width=\"1.5\"/>\n",
-        left, y(ev), left + pw, y(ev));
-  }
-  double ly = top + 8;
-  for (const Series& s : series) {
-    std::string points;
-    for (const LayerStats& l : r.layers) {
-      auto it = l.groups.find(s.group);
-      if (it == l.groups.end() || !std::isfinite(value(it->second))) continue;
-      points +=
-          fmt::format("{:.1f},{:.1f} ", x(static_cast<double>(l.layer)), y(value(it->second)));
-    }
-    if (points.empty()) continue;
-    svg += fmt::format(
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", points,
-        s.color, *s.dash ? fmt::format(" stroke-dasharray=\"{}\"", s.dash) : "");
-    if (r.layers.size() <= 64) {
-      for (const LayerStats& l : r.layers) {
-        auto it = l.groups.find(s.group);
-        if (it == l.groups.end() || !std::isfinite(value(it->second))) continue;
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>\n",
-                           x(static_cast<double>(l.layer)), y(value(it->second)), s.color);
-      }
-    }
-    svg += fmt::format(
-        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"{3}\" "
-        "stroke-width=\"2\"{4}/>\n<text x=\"{5:.1f}\" y=\"{6:.1f}\" fill=\"#111827\">{7}</text>\n",
-        left + pw + 16, ly, left + pw + 40, s.color,
-        *s.dash ? fmt::format(" stroke-dasharray=\"{}\"", s.dash) : "", left + pw + 46, ly + 4,
-        s.label);
-    ly += 22;
-  }
-  if (has_emb) {
-    svg += fmt::format(
-        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#7c3aed\" "
-        "stroke-dasharray=\"2 3\" stroke-width=\"1.5\"/>\n<text x=\"{3:.1f}\" y=\"{4:.1f}\" "
-        "fill=\"#111827\">embeddings ({5:.3g})</text>\n",
-        left + pw + 16, ly, left + pw + 40, left + pw + 46, ly + 4, value(emb->second));
-    ly += 22;
-  }
-  svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#6b7280\">total {:.4g}</text>\n",
-                     left + pw + 16, ly + 8, value(r.total));
-  svg += "</svg>\n";
-  return svg;
+  const LayerChart chart(r);
+  return ChartTitle(r, chart) + ChartAxes(chart) + ChartSeries(r, chart) + std::string(svg::kEnd) +
+         "\n";
 }
 
 // ---- similarity ---------------------------------------------------------------------------------
