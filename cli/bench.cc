@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -83,10 +84,153 @@ StatusOr<std::vector<size_t>> ParseBatches(const std::string& s) {
   return out;
 }
 
-Status RunBench(const BenchFlags& f) {
+// The engine under test and what every measurement shares. The model's parts are borrowed.
+struct BenchRig {
+  const BenchFlags& f;
+  const ModelConfig& config;
+  Transformer& tf;
+  KvPool& kv_pool;
+  std::function<void(const std::string&)> note;
+  std::mt19937 rng{1};
+  std::vector<float> logits;
+
+  int32_t RandomId() { return static_cast<int32_t>(rng() % std::min<size_t>(config.vocab, 50000)); }
+};
+
+// Checks the flags that need no model; returns the decode batch sizes.
+StatusOr<std::vector<size_t>> CheckBenchFlags(const BenchFlags& f) {
   ASSIGN_OR_RETURN(std::vector<size_t> batches, ParseBatches(f.batch));
   if (f.prompt_tokens == 0 && f.gen_tokens == 0) return InvalidArgument("nothing to measure");
   if (f.repeats < 1) return InvalidArgument("--repeats must be >= 1");
+  return batches;
+}
+
+// First touch of the mapped weights (page faults), kept out of the timed runs. Returns seconds.
+double WarmUp(BenchRig& rig) {
+  const auto t_warm = Clock::now();
+  auto kv = rig.kv_pool.TryAllocate(1);
+  const TokenInput in{rig.RandomId(), 0, kv.get(), true};
+  rig.tf.Forward({&in, 1}, &rig.logits);
+  return Seconds(t_warm, Clock::now());
+}
+
+// Prefill of f.prompt_tokens random tokens in chunks of f.prefill_chunk, f.repeats times.
+nlohmann::json MeasurePrefill(BenchRig& rig) {
+  const BenchFlags& f = rig.f;
+  std::vector<double> times, cpu;
+  for (int r = 0; r < f.repeats; ++r) {
+    std::vector<int32_t> ids(f.prompt_tokens);
+    for (auto& id : ids) id = rig.RandomId();
+    auto kv = rig.kv_pool.TryAllocate(f.prompt_tokens);
+    const double c0 = ProcessCpuSeconds();
+    const auto t0 = Clock::now();
+    for (size_t p = 0; p < ids.size(); p += f.prefill_chunk) {
+      std::vector<TokenInput> in;
+      const size_t end = std::min(ids.size(), p + f.prefill_chunk);
+      for (size_t i = p; i < end; ++i) in.push_back({ids[i], i, kv.get(), i + 1 == ids.size()});
+      rig.tf.Forward(in, &rig.logits);
+    }
+    times.push_back(Seconds(t0, Clock::now()));
+    cpu.push_back(ProcessCpuSeconds() - c0);
+    rig.note(fmt::format("  prefill {} tokens: {:.3f} s ({:.1f} tokens/s), {:.3f} CPU s",
+                         f.prompt_tokens, times.back(), f.prompt_tokens / times.back(),
+                         cpu.back()));
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  return {{"prompt_tokens", f.prompt_tokens},
+          {"median_seconds", median},
+          {"tokens_per_s", f.prompt_tokens / median},
+          {"best_tokens_per_s", f.prompt_tokens / times.front()},
+          {"tokens_per_cpu_second", f.prompt_tokens / *std::min_element(cpu.begin(), cpu.end())},
+          {"chunk", f.prefill_chunk}};
+}
+
+// Greedy decode of f.gen_tokens steps with `b` sequences stepped together, f.repeats times.
+// `batch1_rate` is batch 1's rate once measured (0 before), for the speed-up.
+nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
+                             uint64_t mapped_bytes, double* batch1_rate) {
+  const BenchFlags& f = rig.f;
+  const ModelConfig& config = rig.config;
+  std::vector<double> times, cpu;
+  for (int r = 0; r < f.repeats; ++r) {
+    std::vector<std::unique_ptr<SequenceKv>> kvs;
+    std::vector<int32_t> next(b);
+    for (size_t s = 0; s < b; ++s) {
+      kvs.push_back(rig.kv_pool.TryAllocate(f.gen_tokens + 1));
+      next[s] = rig.RandomId();
+    }
+    std::vector<TokenInput> in(b);
+    const double c0 = ProcessCpuSeconds();
+    const auto t0 = Clock::now();
+    for (size_t step = 0; step < f.gen_tokens; ++step) {
+      for (size_t s = 0; s < b; ++s) in[s] = {next[s], step, kvs[s].get(), true};
+      rig.tf.Forward(in, &rig.logits);
+      for (size_t s = 0; s < b; ++s) next[s] = Argmax(&rig.logits[s * config.vocab], config.vocab);
+    }
+    times.push_back(Seconds(t0, Clock::now()));
+    cpu.push_back(ProcessCpuSeconds() - c0);
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  const double rate = double(b * f.gen_tokens) / median;
+  if (b == 1) *batch1_rate = rate;
+  nlohmann::json d = {{"batch", b},
+                      {"gen_tokens", f.gen_tokens},
+                      {"median_seconds", median},
+                      {"tokens_per_s", rate},
+                      {"tokens_per_s_per_sequence", rate / b},
+                      {"tokens_per_cpu_second",
+                       double(b * f.gen_tokens) / *std::min_element(cpu.begin(), cpu.end())}};
+  // Weight bytes streamed per step over the measured read bandwidth.
+  const double gbps = double(mapped_bytes) * f.gen_tokens / median / 1e9;
+  d["weight_stream_gb_per_s"] = gbps;
+  d["bandwidth_fraction"] = bw.gb_per_s > 0 ? gbps / bw.gb_per_s : 0.0;
+  if (*batch1_rate > 0 && b > 1) d["speedup_vs_batch1"] = rate / *batch1_rate;
+  rig.note(
+      fmt::format("  decode batch {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} GB/s of "
+                  "weights = {:.0f}% of measured read bandwidth",
+                  b, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
+  return d;
+}
+
+// The human-readable summary of a finished run (`out` is the --json document).
+void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandwidth_threads,
+                    uint64_t kv_peak) {
+  std::printf("model          %s (%s, %s weights, %.2f GB, %.0fM parameters)\n", f.model.c_str(),
+              out["architecture"].get<std::string>().c_str(),
+              out["weights_dtype"].get<std::string>().c_str(),
+              out["weight_bytes"].get<uint64_t>() / 1e9, out["parameters"].get<uint64_t>() / 1e6);
+  std::printf("engine         %s, %zu threads, %s activations\n",
+              out["simd_target"].get<std::string>().c_str(), out["threads"].get<size_t>(),
+              f.bf16_activations ? "bf16" : "f32");
+  std::printf("load (mmap)    %.3f s; first token (page-in) %.3f s\n",
+              out["load_seconds"].get<double>(), out["first_token_seconds"].get<double>());
+  std::printf("read bandwidth %.1f GB/s (%zu threads) -> decode cap %.1f tokens/s\n",
+              out["read_bandwidth_gb_per_s"].get<double>(), bandwidth_threads,
+              out["bandwidth_cap_tokens_per_s"].get<double>());
+  if (out.contains("prefill")) {
+    std::printf("prefill        %zu tokens: %.1f tokens/s (median of %d)\n", f.prompt_tokens,
+                out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
+  }
+  for (const auto& d : out["decode"]) {
+    std::printf("decode b=%-4zu  %.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
+                d["batch"].get<size_t>(), d["tokens_per_s"].get<double>(),
+                d["tokens_per_s_per_sequence"].get<double>(),
+                100 * d["bandwidth_fraction"].get<double>(),
+                d.contains("speedup_vs_batch1")
+                    ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
+                    : "");
+  }
+  std::printf("peak memory    %s (VmHWM); KV cache %s\n", HumanBytes(PeakRss()).c_str(),
+              HumanBytes(kv_peak).c_str());
+  std::printf("load average   %s at start, %s at end (other work on the machine skews results)\n",
+              out["load_average_at_start"].get<std::string>().c_str(),
+              out["load_average_at_end"].get<std::string>().c_str());
+}
+
+Status RunBench(const BenchFlags& f) {
+  ASSIGN_OR_RETURN(std::vector<size_t> batches, CheckBenchFlags(f));
   const auto t_load = Clock::now();
   ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(f.model));
   if (!ckpt.config()) return NotFound("{}: no config.json next to the weights", f.model);
@@ -98,7 +242,7 @@ Status RunBench(const BenchFlags& f) {
                            config.max_positions);
   }
   const bool quiet = Globals().quiet;
-  auto note = [&](const std::string& s) {
+  auto note = [quiet](const std::string& s) {
     if (!quiet) std::fprintf(stderr, "%s\n", s.c_str());
   };
   ThreadPool pool(Globals().threads);
@@ -111,20 +255,8 @@ Status RunBench(const BenchFlags& f) {
   size_t max_batch = *std::max_element(batches.begin(), batches.end());
   const size_t positions = std::max(f.prompt_tokens, f.gen_tokens + 1);
   KvPool kv_pool(config, config.KvBytesPerToken() * positions * std::max<size_t>(max_batch, 1) * 2);
-  std::mt19937 rng(1);
-  auto random_id = [&] {
-    return static_cast<int32_t>(rng() % std::min<size_t>(config.vocab, 50000));
-  };
-  std::vector<float> logits;
-
-  // First touch of the mapped weights (page faults), kept out of the timed runs.
-  const auto t_warm = Clock::now();
-  {
-    auto kv = kv_pool.TryAllocate(1);
-    const TokenInput in{random_id(), 0, kv.get(), true};
-    tf.Forward({&in, 1}, &logits);
-  }
-  const double first_token_s = Seconds(t_warm, Clock::now());
+  BenchRig rig{f, config, tf, kv_pool, note, std::mt19937(1), {}};
+  const double first_token_s = WarmUp(rig);
 
   nlohmann::json out = {{"model", f.model},
                         {"architecture", config.architecture},
@@ -139,81 +271,12 @@ Status RunBench(const BenchFlags& f) {
                         {"first_token_seconds", first_token_s},
                         {"read_bandwidth_gb_per_s", bw.gb_per_s},
                         {"load_average_at_start", LoadAverage()}};
-
-  if (f.prompt_tokens > 0) {
-    std::vector<double> times, cpu;
-    for (int r = 0; r < f.repeats; ++r) {
-      std::vector<int32_t> ids(f.prompt_tokens);
-      for (auto& id : ids) id = random_id();
-      auto kv = kv_pool.TryAllocate(f.prompt_tokens);
-      const double c0 = ProcessCpuSeconds();
-      const auto t0 = Clock::now();
-      for (size_t p = 0; p < ids.size(); p += f.prefill_chunk) {
-        std::vector<TokenInput> in;
-        const size_t end = std::min(ids.size(), p + f.prefill_chunk);
-        for (size_t i = p; i < end; ++i) in.push_back({ids[i], i, kv.get(), i + 1 == ids.size()});
-        tf.Forward(in, &logits);
-      }
-      times.push_back(Seconds(t0, Clock::now()));
-      cpu.push_back(ProcessCpuSeconds() - c0);
-      note(fmt::format("  prefill {} tokens: {:.3f} s ({:.1f} tokens/s), {:.3f} CPU s",
-                       f.prompt_tokens, times.back(), f.prompt_tokens / times.back(), cpu.back()));
-    }
-    std::sort(times.begin(), times.end());
-    const double median = times[times.size() / 2];
-    out["prefill"] = {
-        {"prompt_tokens", f.prompt_tokens},
-        {"median_seconds", median},
-        {"tokens_per_s", f.prompt_tokens / median},
-        {"best_tokens_per_s", f.prompt_tokens / times.front()},
-        {"tokens_per_cpu_second", f.prompt_tokens / *std::min_element(cpu.begin(), cpu.end())},
-        {"chunk", f.prefill_chunk}};
-  }
-
+  if (f.prompt_tokens > 0) out["prefill"] = MeasurePrefill(rig);
   nlohmann::json decode = nlohmann::json::array();
   double batch1_rate = 0;
   for (size_t b : batches) {
     if (f.gen_tokens == 0) break;
-    std::vector<double> times, cpu;
-    for (int r = 0; r < f.repeats; ++r) {
-      std::vector<std::unique_ptr<SequenceKv>> kvs;
-      std::vector<int32_t> next(b);
-      for (size_t s = 0; s < b; ++s) {
-        kvs.push_back(kv_pool.TryAllocate(f.gen_tokens + 1));
-        next[s] = random_id();
-      }
-      std::vector<TokenInput> in(b);
-      const double c0 = ProcessCpuSeconds();
-      const auto t0 = Clock::now();
-      for (size_t step = 0; step < f.gen_tokens; ++step) {
-        for (size_t s = 0; s < b; ++s) in[s] = {next[s], step, kvs[s].get(), true};
-        tf.Forward(in, &logits);
-        for (size_t s = 0; s < b; ++s) next[s] = Argmax(&logits[s * config.vocab], config.vocab);
-      }
-      times.push_back(Seconds(t0, Clock::now()));
-      cpu.push_back(ProcessCpuSeconds() - c0);
-    }
-    std::sort(times.begin(), times.end());
-    const double median = times[times.size() / 2];
-    const double rate = double(b * f.gen_tokens) / median;
-    if (b == 1) batch1_rate = rate;
-    nlohmann::json d = {{"batch", b},
-                        {"gen_tokens", f.gen_tokens},
-                        {"median_seconds", median},
-                        {"tokens_per_s", rate},
-                        {"tokens_per_s_per_sequence", rate / b},
-                        {"tokens_per_cpu_second",
-                         double(b * f.gen_tokens) / *std::min_element(cpu.begin(), cpu.end())}};
-    // Weight bytes streamed per step over the measured read bandwidth.
-    const double gbps = double(weights.mapped_bytes) * f.gen_tokens / median / 1e9;
-    d["weight_stream_gb_per_s"] = gbps;
-    d["bandwidth_fraction"] = bw.gb_per_s > 0 ? gbps / bw.gb_per_s : 0.0;
-    if (batch1_rate > 0 && b > 1) d["speedup_vs_batch1"] = rate / batch1_rate;
-    note(
-        fmt::format("  decode batch {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} GB/s of "
-                    "weights = {:.0f}% of measured read bandwidth",
-                    b, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
-    decode.push_back(d);
+    decode.push_back(MeasureDecode(rig, b, bw, weights.mapped_bytes, &batch1_rate));
   }
   out["decode"] = decode;
   out["bandwidth_cap_tokens_per_s"] = bw.gb_per_s * 1e9 / double(weights.mapped_bytes);
@@ -225,33 +288,7 @@ Status RunBench(const BenchFlags& f) {
     PrintJson(out.dump(2));
     return OkStatus();
   }
-  std::printf("model          %s (%s, %s weights, %.2f GB, %.0fM parameters)\n", f.model.c_str(),
-              config.architecture.c_str(),
-              std::string(DTypeName(weights.embed_tokens.dtype)).c_str(),
-              ckpt.TotalTensorBytes() / 1e9, ckpt.TotalParameters() / 1e6);
-  std::printf("engine         %s, %zu threads, %s activations\n", MatMulTargetName().c_str(),
-              pool.NumWorkers(), f.bf16_activations ? "bf16" : "f32");
-  std::printf("load (mmap)    %.3f s; first token (page-in) %.3f s\n", load_s, first_token_s);
-  std::printf("read bandwidth %.1f GB/s (%zu threads) -> decode cap %.1f tokens/s\n", bw.gb_per_s,
-              bw.threads, out["bandwidth_cap_tokens_per_s"].get<double>());
-  if (out.contains("prefill")) {
-    std::printf("prefill        %zu tokens: %.1f tokens/s (median of %d)\n", f.prompt_tokens,
-                out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
-  }
-  for (const auto& d : decode) {
-    std::printf("decode b=%-4zu  %.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
-                d["batch"].get<size_t>(), d["tokens_per_s"].get<double>(),
-                d["tokens_per_s_per_sequence"].get<double>(),
-                100 * d["bandwidth_fraction"].get<double>(),
-                d.contains("speedup_vs_batch1")
-                    ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
-                    : "");
-  }
-  std::printf("peak memory    %s (VmHWM); KV cache %s\n", HumanBytes(PeakRss()).c_str(),
-              HumanBytes(kv_pool.peak()).c_str());
-  std::printf("load average   %s at start, %s at end (other work on the machine skews results)\n",
-              out["load_average_at_start"].get<std::string>().c_str(),
-              out["load_average_at_end"].get<std::string>().c_str());
+  PrintBenchText(f, out, bw.threads, kv_pool.peak());
   return OkStatus();
 }
 

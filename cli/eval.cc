@@ -10,6 +10,7 @@
 #include "base/fs.h"
 #include "base/progress.h"
 #include "base/sha256.h"
+#include "cli/backend_flags.h"
 #include "cli/command.h"
 #include "cli/version.h"
 #include "eval/backend.h"
@@ -26,15 +27,13 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvalFlags {
+  BackendFlags backend;  // --backend, --endpoint, --concurrency, --bf16-activations
   std::string model;
   std::string tasks;
   long long limit = -1;
-  std::string backend = "local";
   std::string responses;
-  std::string endpoint;
   std::string served_model;
   std::string api_key;
-  size_t concurrency = 4;
   size_t batch_size = 1;
   double timeout = 300.0;
   int retries = 3;
@@ -49,7 +48,6 @@ struct EvalFlags {
   bool force = false;
   size_t chunk = 0;
   size_t max_batch = 16;
-  bool bf16_activations = false;
   bool allow_code = false;
   bool unsafe_no_sandbox = false;
   size_t jobs = 0;
@@ -133,7 +131,7 @@ Status RunEval(const EvalFlags& f) {
   }
   options.provenance = {{"model", have_model ? fs::absolute(f.model).string() : ""},
                         {"rvec_version", kVersion},
-                        {"argv_backend", f.backend}};
+                        {"argv_backend", f.backend.kind}};
   if (have_model) options.provenance["model_hashes"] = ModelHashes(f.model);
 
   std::unique_ptr<ChatTemplate> chat_template;
@@ -147,14 +145,14 @@ Status RunEval(const EvalFlags& f) {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<eval::Backend> backend;
-  if (f.backend == "local") {
+  if (f.backend.kind == "local") {
     if (!have_model) return InvalidArgument("the local backend needs MODEL (a model directory)");
     EngineOptions eo;
     eo.threads = Globals().threads;
     eo.max_batch = f.max_batch;
-    eo.bf16_activations = f.bf16_activations;
+    eo.bf16_activations = f.backend.bf16_activations;
     // A different engine precision gives different logits: part of what a resumed run must match.
-    if (f.bf16_activations) options.provenance["activations"] = "bf16";
+    if (f.backend.bf16_activations) options.provenance["activations"] = "bf16";
     ASSIGN_OR_RETURN(engine, Engine::Load(f.model, eo));
     size_t max_length = 0;
     if (auto cfg = ReadFileToString(fs::path(f.model) / "config.json"); cfg.ok()) {
@@ -166,15 +164,15 @@ Status RunEval(const EvalFlags& f) {
     }
     ASSIGN_OR_RETURN(backend, eval::MakeLocalBackend(engine.get(), max_length));
     options.chunk = f.chunk ? f.chunk : std::max<size_t>(64, 4 * f.max_batch);
-  } else if (f.backend == "openai") {
+  } else if (f.backend.kind == "openai") {
     eval::OpenAiOptions oo;
-    oo.endpoint = f.endpoint;
+    oo.endpoint = f.backend.endpoint;
     oo.served_model = f.served_model;
     oo.api_key = f.api_key;
     if (oo.api_key.empty()) {
       if (const char* k = std::getenv("OPENAI_API_KEY")) oo.api_key = k;
     }
-    oo.concurrency = f.concurrency;
+    oo.concurrency = f.backend.concurrency;
     oo.batch_size = f.batch_size;
     oo.timeout_s = f.timeout;
     oo.max_retries = f.retries;
@@ -186,13 +184,14 @@ Status RunEval(const EvalFlags& f) {
       oo.tokenizer = tokenizer.get();
     }
     ASSIGN_OR_RETURN(backend, eval::MakeOpenAiBackend(oo));
-    options.chunk = f.chunk ? f.chunk : std::max<size_t>(32, 4 * f.concurrency * f.batch_size);
-  } else if (f.backend == "replay") {
+    options.chunk =
+        f.chunk ? f.chunk : std::max<size_t>(32, 4 * f.backend.concurrency * f.batch_size);
+  } else if (f.backend.kind == "replay") {
     if (f.responses.empty()) return InvalidArgument("the replay backend needs --responses FILE");
     ASSIGN_OR_RETURN(backend, eval::MakeReplayBackend(f.responses));
     options.chunk = f.chunk ? f.chunk : 256;
   } else {
-    return InvalidArgument("--backend must be local, openai or replay (got '{}')", f.backend);
+    return InvalidArgument("--backend must be local, openai or replay (got '{}')", f.backend.kind);
   }
 
   eval::SetCodeExecutionOptions({f.allow_code, f.unsafe_no_sandbox, f.jobs, 3.0});
@@ -232,13 +231,11 @@ const RegisterCommand kRegister(
                      "Comma-separated tasks or groups: gsm8k, gsm8k_cot, "
                      "gsm8k_cot_zeroshot, sciq, bbh_cot_fewshot, bbh_zeroshot, ...");
       app.add_option("--limit", f->limit, "Evaluate only the first N docs of each task");
-      app.add_option("--backend", f->backend, "local (default), openai or replay");
+      AddBackendFlags(&app, &f->backend);
       app.add_option("--responses", f->responses,
                      "replay: saved responses (JSONL) or a previous run directory");
-      app.add_option("--endpoint", f->endpoint, "openai: base URL, e.g. http://127.0.0.1:8000/v1");
       app.add_option("--served-model", f->served_model, "openai: the server's model name");
       app.add_option("--api-key", f->api_key, "openai: bearer token (default $OPENAI_API_KEY)");
-      app.add_option("--concurrency", f->concurrency, "openai: requests in flight (default 4)");
       app.add_option("--batch-size", f->batch_size, "openai: prompts per request (default 1)");
       app.add_option("--timeout", f->timeout, "openai: seconds per request (default 300)");
       app.add_option("--retries", f->retries, "openai: attempts per request (default 3)");
@@ -258,9 +255,6 @@ const RegisterCommand kRegister(
       app.add_flag("--force", f->force, "Discard an existing run directory");
       app.add_option("--chunk", f->chunk, "Docs per backend call between checkpoints");
       app.add_option("--max-batch", f->max_batch, "local: sequences decoded together (default 16)");
-      app.add_flag("--bf16-activations", f->bf16_activations,
-                   "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
-                   "logits differ by ~1e-2; recorded in results.json)");
       app.add_flag("--allow-code-execution", f->allow_code,
                    "Run model-written code (humaneval) inside the bubblewrap sandbox");
       app.add_flag("--unsafe-no-sandbox", f->unsafe_no_sandbox,

@@ -6,6 +6,7 @@
 
 #include "base/fs.h"
 #include "base/progress.h"
+#include "cli/backend_flags.h"
 #include "cli/command.h"
 #include "cli/version.h"
 #include "eval/runner.h"
@@ -14,14 +15,14 @@ namespace rvec::cli {
 namespace {
 
 struct TransferFlags {
-  std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k", backend = "local";
-  std::string vector_dtype = "f32", data_dir, endpoint, serve_cmd, serve_lora_cmd, responses_dir,
-              system;
+  BackendFlags backend;  // --backend, --endpoint, --concurrency, --bf16-activations
+  std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k";
+  std::string vector_dtype = "f32", data_dir, serve_cmd, serve_lora_cmd, responses_dir, system;
   std::string controls = "random", vocab = "error", compact;
-  size_t limit = 0, control_seeds = 1, concurrency = 4;
+  size_t limit = 0, control_seeds = 1;
   int port = 8000;
   uint64_t seed = 1234;
-  bool chat = false, force = false, allow_code = false, bf16_activations = false;
+  bool chat = false, force = false, allow_code = false;
 };
 
 StatusOr<std::vector<double>> ParseAlphas(const std::string& text) {
@@ -72,16 +73,16 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   }
   o.vector_dtype = *dtype;
   o.vocab_mismatch = f.vocab;
-  o.backend = f.backend;
+  o.backend = f.backend.kind;
   o.data_dir = eval::ResolveDataDir(f.data_dir);
   o.seed = f.seed;
   o.chat = f.chat;
   if (!f.system.empty()) o.system_instruction = f.system;
-  o.endpoint = f.endpoint;
+  o.endpoint = f.backend.endpoint;
   o.serve_cmd = f.serve_cmd;
   o.serve_lora_cmd = f.serve_lora_cmd;
   o.serve_port = f.port;
-  o.concurrency = f.concurrency;
+  o.concurrency = f.backend.concurrency;
   o.responses_dir = f.responses_dir;
   if (f.controls == "none") {
     o.controls = pipeline::ControlKind::kNone;
@@ -95,7 +96,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   o.control_seeds = f.control_seeds;
   o.compact = SplitList(f.compact);
   o.allow_code_execution = f.allow_code;
-  o.bf16_activations = f.bf16_activations;
+  o.bf16_activations = f.backend.bf16_activations;
   o.force = f.force;
   o.threads = Globals().threads;
   o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);
@@ -139,19 +140,17 @@ const RegisterCommand kTransfer(
       app.add_option("--limit", f->limit, "Evaluate the first N docs of each task");
       app.add_option("--vector-dtype", f->vector_dtype, "f32 (default, exact), bf16 or f16");
       app.add_option("--vocab-mismatch", f->vocab, "error (default) or common");
-      app.add_option("--backend", f->backend, "local (default), openai or replay");
+      AddBackendFlags(&app, &f->backend);
       app.add_option("--data-dir", f->data_dir, "Benchmark data (default: RVEC_DATA)");
       app.add_option("--seed", f->seed, "Few-shot sampling seed (default 1234)");
       app.add_flag("--chat", f->chat, "Render prompts with each model's chat template");
       app.add_option("--system", f->system, "System message for --chat");
-      app.add_option("--endpoint", f->endpoint, "openai: http://HOST:PORT/v1");
       app.add_option("--serve-cmd", f->serve_cmd,
                      "openai: command template that serves {model} as {name} on {port}");
       app.add_option("--serve-lora-cmd", f->serve_lora_cmd,
                      "openai: template for --compact lowrank rows at α = 1 that serves the target "
                      "{model} with the adapter {lora} as LoRA module {name} on {port}");
       app.add_option("--port", f->port, "openai: the {port} of --serve-cmd (default 8000)");
-      app.add_option("--concurrency", f->concurrency, "openai: requests in flight (default 4)");
       app.add_option("--responses-dir", f->responses_dir,
                      "replay: DIR/<variant>.jsonl saved responses per variant");
       app.add_option("--controls", f->controls, "none, random (default) or shuffle");
@@ -162,9 +161,6 @@ const RegisterCommand kTransfer(
                      "compares each with the exact v");
       app.add_flag("--allow-code-execution", f->allow_code,
                    "Let humaneval run model-written code (in the bubblewrap sandbox)");
-      app.add_flag("--bf16-activations", f->bf16_activations,
-                   "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
-                   "logits differ by ~1e-2; recorded in results.json)");
       app.add_flag("--force", f->force, "Redo every step");
       AddCommonFlags(app);
       return [f, &app] {

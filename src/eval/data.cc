@@ -2,6 +2,7 @@
 // writes.
 #include "eval/data.h"
 
+#include <fmt/format.h>
 #include <httplib.h>
 #include <zlib.h>
 
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <span>
+#include <string_view>
 
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -31,283 +34,217 @@ std::filesystem::path BundledDataDir() {
   return {};
 }
 
+namespace {
+
+// The manifest is generated from the full upstream files (byte copies of the sources named in
+// testdata/*/SOURCE.md). Each data set's files come from one source at a pinned commit, so a file
+// is its name under both the data set's directory and that source's URL prefix, its SHA-256 and
+// its size.
+struct PinnedFile {
+  std::string_view name;
+  std::string_view sha256;
+  uint64_t size;
+};
+
+// BBH pins two files per task; one row per task keeps the pair together.
+struct BbhTaskFiles {
+  std::string_view task;
+  struct {
+    std::string_view sha256;
+    uint64_t size;
+  } docs, cot_prompt;
+};
+
+// GSM8K: the test and train splits of the official repository.
+constexpr std::string_view kGsm8kSource =
+    "https://raw.githubusercontent.com/openai/grade-school-math/"
+    "3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/";
+constexpr PinnedFile kGsm8kFiles[] = {
+    {"test.jsonl", "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14", 749738},
+    {"train.jsonl", "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465", 4166206},
+};
+
+// SciQ: members of the official SciQ.zip (see DataArchives()).
+constexpr std::string_view kSciqSource = "zip:SciQ dataset-2 3/";
+constexpr PinnedFile kSciqFiles[] = {
+    {"test.json", "7340983c427dc2ffd3dccf1adb758b6cdc9455bd22bf3db0ddf6ffcae0452006", 879642},
+    {"valid.json", "b201bc1c002b31cabc8581d05f8a5ce9d115b9ad4f7b4a428c00c3935d67a6ec", 869776},
+    {"train.json", "488c26303a8d9a5819430db554006c35560e3e195e1d67d1b35fb8fac5e00c41", 10233008},
+    {"license.txt", "6f2f301537b1f94b025af00467a9c3412bc249a40b4075a6d31b1c21ad7359e3", 262},
+    {"readme.txt", "67c00d15da00e2ba4045930f81b051bbfab38c956dad0bb3d0c697a47efb69ec", 1894},
+};
+
+// HumanEval: the official problems file, kept gzip-compressed as upstream ships it.
+constexpr std::string_view kHumanEvalSource =
+    "https://raw.githubusercontent.com/openai/human-eval/"
+    "6d43fb980f9fee3c892a914eda09951f772ad10d/data/";
+constexpr PinnedFile kHumanEvalFiles[] = {
+    {"HumanEval.jsonl.gz", "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef",
+     44877},
+};
+
+// GSM-Plus: the testmini split.
+constexpr std::string_view kGsmPlusSource =
+    "https://raw.githubusercontent.com/qtli/GSM-Plus/"
+    "3474129ec12fcd3e8ac08cb037aca1928efca98c/dataset/";
+constexpr PinnedFile kGsmPlusFiles[] = {
+    {"gsmplus_testmini.jsonl", "6653b4b941956da12ba0af2eae660800db13a901123553b163b77be2d20eb7d5",
+     3128556},
+};
+
+// GSM-Symbolic: the P2 variant.
+constexpr std::string_view kGsmSymbolicSource =
+    "https://raw.githubusercontent.com/apple/ml-gsm-symbolic/"
+    "b6a1625025fc857300203bac9f617e5d8ec99f65/generated_data/";
+constexpr PinnedFile kGsmSymbolicFiles[] = {
+    {"GSM_p2.jsonl", "f7d6701619f824f4fedd0a914b1cfbc0fd31f61617887aa7fe318d018dda3f29", 3995468},
+};
+
+// MATH-500, AIME 2024, AMC 2023, Minerva Math and OlympiadBench, as math-evaluation-harness ships
+// them.
+constexpr std::string_view kMathSource =
+    "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
+    "1b9885d817962a8494728376625ce6605772edbd/data/";
+constexpr PinnedFile kMathFiles[] = {
+    {"math500/test.jsonl", "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
+     446564},
+    {"aime24/test.jsonl", "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac",
+     156944},
+    {"amc23/test.jsonl", "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4", 27631},
+    {"minerva_math/test.jsonl", "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2",
+     247267},
+    {"olympiadbench/test.jsonl", "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416",
+     1493870},
+};
+
+// BIG-Bench Hard: per task, its documents (bbh/TASK.json) and its chain-of-thought few-shot prompt
+// (cot-prompts/TASK.txt).
+constexpr std::string_view kBbhSource =
+    "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
+    "9ee07bd481feebf959a6b59d61ea57bdcf30964d/";
+constexpr BbhTaskFiles kBbhTasks[] = {
+    {"boolean_expressions",
+     {"ea6c754ec005e2d3f2d085d349a740f593b5764f32ea4638ffed4cfc0061b12a", 17172},
+     {"685affba97425cdf3549d5d313ba876caed2fa7c8a4cf1ea7549faf22179609d", 1891}},
+    {"causal_judgement",
+     {"6e8bca44dd402008ed41c07a3d0a1d5e7b03db7001a7e002fcdf4c60985ea081", 202943},
+     {"14377e36cccb084b7d0fe73988d08696f7675d712b02d3ae1f5f7f12c77028ea", 3763}},
+    {"date_understanding",
+     {"0148d4ac5fca05b2f82373e5fef7208e15363b9c6079493034d77b3dab496bf5", 61760},
+     {"a0a13c392f689a1828f5f6ffb9dee3d44483794490da5d92f0e2a723787b1cfb", 1277}},
+    {"disambiguation_qa",
+     {"cf06df9ebf911b883671cb1b35d3fbd1a1c306b19b9e9a012407e596c85fe8c6", 85255},
+     {"794fd259297972a4c963a5d13a84dc221edde460de27fa5d8fd64299a2001597", 3678}},
+    {"dyck_languages",
+     {"3f9badedf15c2be1ce53d94fdf016299bb30ba231ef087ab9f51a7ed6d0bdc25", 43814},
+     {"b0836603007ec659ed685458647fb6d7543543304e7aca909b995d0c3aff22b2", 2515}},
+    {"formal_fallacies",
+     {"4c1adb664821157faade1d4153685403afcc02648f3c180a608a18f17f589629", 145562},
+     {"10c06cc362520e9b8dddfc4861e263ff668d228a52d958dcc69f09f1d224935a", 4587}},
+    {"geometric_shapes",
+     {"07be68a124420caa2ebc0b2c858ad79fc55c5c8806170e496e1e17ebfb11f31c", 77242},
+     {"f36d9893507eb518d84f388fb677dc0226c74a98873700de0b556548d65d3f76", 4941}},
+    {"hyperbaton",
+     {"b6d7f55c75f5d02f2987a4f3123802dfa093872089a56a334144aae8a7264fdc", 44706},
+     {"19898af91c35cb26bbdf5fdb6f6fb17e138677250332e2994005625ffb50b261", 3224}},
+    {"logical_deduction_five_objects",
+     {"d2df31394b903b7f0e085d42a69572a092987856eac076799017d70ef266fa8f", 155477},
+     {"4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615}},
+    {"logical_deduction_seven_objects",
+     {"2896c7e3482eea318dd37bcc370d24ec3cc91e8374c1784287b5dbd38a529e33", 198404},
+     {"4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615}},
+    {"logical_deduction_three_objects",
+     {"e590fae72e3a6041fbd23bd8ff6b74baf44ca563f6ba40a041c55e7b867c1681", 112213},
+     {"4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615}},
+    {"movie_recommendation",
+     {"a8b53a87ee21a865b7248e694f388a9b8f7cf6b839b11d44796a2dd3fc088983", 57684},
+     {"cdf765634713b057091d541b4773dd2c998f81447b0bd8564ae70be4cdf3f5d0", 2231}},
+    {"multistep_arithmetic_two",
+     {"c9d5a6433c9b78256422a15c78463949c8bec8d85607aa28b52d7234ad4a8595", 18325},
+     {"a546e0b7cde09037bc144ae5c32c9cf78dafdfac929ae76e2051b2dd8f3671ce", 2496}},
+    {"navigate",
+     {"b7944dfd3c81da5c4815bd75b00d6fa3c64140823498e78ed496f4c3d36f7f0d", 55163},
+     {"dc2fd733f1867b8c79685f15b83746064534a94bf73468341c2a9dd335be22fc", 2257}},
+    {"object_counting",
+     {"8acef14dbbdd40d2326ef7755750b6b5fe919fef06276af1bab3f1c297f022ff", 35890},
+     {"e51ffc03fd713a13a379a6c938a523dfc1c2f384f2a8447bd7a12d4458f18833", 1528}},
+    {"penguins_in_a_table",
+     {"bb87ee449698eee51215e025a453b1bcb2f5e6589c2063b2c79e68b8f0655228", 74516},
+     {"33be137e76c2a6af0bbacd17a8e7a92801886c0202a45e35ea9c2a88c1f26d51", 2496}},
+    {"reasoning_about_colored_objects",
+     {"0a8850cf95166020fce7a78244026ceedd7ea839302471512b4f8744e85a6a49", 98694},
+     {"e4ea02d05b13e8ed9ccc3b0d878bc4df4c5a6fb76c65d39d48d6244f7ff0b9d5", 2405}},
+    {"ruin_names",
+     {"b6f723aef2bafdd4c7bfc3c7e0329c7e8a8279391a609969c8ed76c9319f5f7f", 53178},
+     {"731446c6c66bb5258677af1417b599a6a5539be6d74a5afc02cf7a716444ea54", 3591}},
+    {"salient_translation_error_detection",
+     {"becf3eb8dd53c821a555ecd5c1334ecd93eb25f980e63be963c518e7138de5da", 286443},
+     {"2c8367f75092202cc507fdbfaaf037b1c1eed38e91289084439738367f0785f7", 6251}},
+    {"snarks",
+     {"54a0661fe2de06167645a4965e6bcf963c4ba307e76262a7c750998b0e3d0d0e", 42646},
+     {"35084a2a0b86bc4008ab206b838c0b97dd425897dd72198137c3cefc499c0960", 3224}},
+    {"sports_understanding",
+     {"63ca262858f6176864515cd8cf53cdaa40839ebecc155b726d77930855d167bf", 28617},
+     {"2058a9bed717a6edb8ca2f815e88851436a4ee14c8b0d504ccf464865c6d0295", 931}},
+    {"temporal_sequences",
+     {"92a1189faaa84aacc4c405aaa13f13f48c2992eb884772eedb622505252baef5", 148176},
+     {"3e7ebf1e20abe3e219dc6514dcb7474d82db1b2c66acc733cd30af2e9e0b64b0", 3133}},
+    {"tracking_shuffled_objects_five_objects",
+     {"2063a46a4fb484236ed4310523606543a3e1dd4a4dc34eda65d407910ece25a5", 169722},
+     {"2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714}},
+    {"tracking_shuffled_objects_seven_objects",
+     {"b59fd05b850c37cf57cb514ae1e6975c00b1638ade2291722056b2af3c54084d", 214906},
+     {"2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714}},
+    {"tracking_shuffled_objects_three_objects",
+     {"546cc7bf10c6a01a6a4c17ae28a4966485f21f29fd5d111f37858ec78e354f6b", 128736},
+     {"2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714}},
+    {"web_of_lies",
+     {"3e60323f8514a107fdb4edf35f8832a9171c5a09c0eaa47823559de905e8ab8b", 52964},
+     {"c8025ca65ab7f0897c243504c863bda043d04b6e873777536743e94023c929d0", 3055}},
+    {"word_sorting",
+     {"2a6132d2c99f00d0d2eb1113ac6b4a918bd969d863c48749210d969713db8d43", 66300},
+     {"a2cdbcfe23abaa97b9787f7c03dbf49b1cfd0ff9e63197b7884bb5cd5a096ca6", 2274}},
+};
+
+DataFile MakeDataFile(std::string_view dataset, std::string_view source, std::string_view name,
+                      std::string_view sha256, uint64_t size) {
+  return {std::string(dataset), fmt::format("{}/{}", dataset, name),
+          fmt::format("{}{}", source, name), std::string(sha256), size};
+}
+
+void AddFiles(std::string_view dataset, std::string_view source, std::span<const PinnedFile> files,
+              std::vector<DataFile>* out) {
+  for (const PinnedFile& f : files) {
+    out->push_back(MakeDataFile(dataset, source, f.name, f.sha256, f.size));
+  }
+}
+
+// All task documents first, then all prompts: the order `rvec data pull` has always fetched them.
+void AddBbhFiles(std::vector<DataFile>* out) {
+  for (const BbhTaskFiles& t : kBbhTasks) {
+    out->push_back(MakeDataFile("bbh", kBbhSource, fmt::format("bbh/{}.json", t.task),
+                                t.docs.sha256, t.docs.size));
+  }
+  for (const BbhTaskFiles& t : kBbhTasks) {
+    out->push_back(MakeDataFile("bbh", kBbhSource, fmt::format("cot-prompts/{}.txt", t.task),
+                                t.cot_prompt.sha256, t.cot_prompt.size));
+  }
+}
+
+}  // namespace
+
 const std::vector<DataFile>& DataManifest() {
-  // Generated from the full upstream files (byte copies of the sources named in testdata/*/
-  // SOURCE.md): path, source URL at a pinned commit, SHA-256, size.
-  static const std::vector<DataFile> kFiles = {
-      {"gsm8k", "gsm8k/test.jsonl",
-       "https://raw.githubusercontent.com/openai/grade-school-math/"
-       "3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/test.jsonl",
-       "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14", 749738},
-      {"gsm8k", "gsm8k/train.jsonl",
-       "https://raw.githubusercontent.com/openai/grade-school-math/"
-       "3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/train.jsonl",
-       "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465", 4166206},
-      {"bbh", "bbh/bbh/boolean_expressions.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/boolean_expressions.json",
-       "ea6c754ec005e2d3f2d085d349a740f593b5764f32ea4638ffed4cfc0061b12a", 17172},
-      {"bbh", "bbh/bbh/causal_judgement.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/causal_judgement.json",
-       "6e8bca44dd402008ed41c07a3d0a1d5e7b03db7001a7e002fcdf4c60985ea081", 202943},
-      {"bbh", "bbh/bbh/date_understanding.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/date_understanding.json",
-       "0148d4ac5fca05b2f82373e5fef7208e15363b9c6079493034d77b3dab496bf5", 61760},
-      {"bbh", "bbh/bbh/disambiguation_qa.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/disambiguation_qa.json",
-       "cf06df9ebf911b883671cb1b35d3fbd1a1c306b19b9e9a012407e596c85fe8c6", 85255},
-      {"bbh", "bbh/bbh/dyck_languages.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/dyck_languages.json",
-       "3f9badedf15c2be1ce53d94fdf016299bb30ba231ef087ab9f51a7ed6d0bdc25", 43814},
-      {"bbh", "bbh/bbh/formal_fallacies.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/formal_fallacies.json",
-       "4c1adb664821157faade1d4153685403afcc02648f3c180a608a18f17f589629", 145562},
-      {"bbh", "bbh/bbh/geometric_shapes.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/geometric_shapes.json",
-       "07be68a124420caa2ebc0b2c858ad79fc55c5c8806170e496e1e17ebfb11f31c", 77242},
-      {"bbh", "bbh/bbh/hyperbaton.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/hyperbaton.json",
-       "b6d7f55c75f5d02f2987a4f3123802dfa093872089a56a334144aae8a7264fdc", 44706},
-      {"bbh", "bbh/bbh/logical_deduction_five_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/logical_deduction_five_objects.json",
-       "d2df31394b903b7f0e085d42a69572a092987856eac076799017d70ef266fa8f", 155477},
-      {"bbh", "bbh/bbh/logical_deduction_seven_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/logical_deduction_seven_objects.json",
-       "2896c7e3482eea318dd37bcc370d24ec3cc91e8374c1784287b5dbd38a529e33", 198404},
-      {"bbh", "bbh/bbh/logical_deduction_three_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/logical_deduction_three_objects.json",
-       "e590fae72e3a6041fbd23bd8ff6b74baf44ca563f6ba40a041c55e7b867c1681", 112213},
-      {"bbh", "bbh/bbh/movie_recommendation.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/movie_recommendation.json",
-       "a8b53a87ee21a865b7248e694f388a9b8f7cf6b839b11d44796a2dd3fc088983", 57684},
-      {"bbh", "bbh/bbh/multistep_arithmetic_two.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/multistep_arithmetic_two.json",
-       "c9d5a6433c9b78256422a15c78463949c8bec8d85607aa28b52d7234ad4a8595", 18325},
-      {"bbh", "bbh/bbh/navigate.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/navigate.json",
-       "b7944dfd3c81da5c4815bd75b00d6fa3c64140823498e78ed496f4c3d36f7f0d", 55163},
-      {"bbh", "bbh/bbh/object_counting.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/object_counting.json",
-       "8acef14dbbdd40d2326ef7755750b6b5fe919fef06276af1bab3f1c297f022ff", 35890},
-      {"bbh", "bbh/bbh/penguins_in_a_table.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/penguins_in_a_table.json",
-       "bb87ee449698eee51215e025a453b1bcb2f5e6589c2063b2c79e68b8f0655228", 74516},
-      {"bbh", "bbh/bbh/reasoning_about_colored_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/reasoning_about_colored_objects.json",
-       "0a8850cf95166020fce7a78244026ceedd7ea839302471512b4f8744e85a6a49", 98694},
-      {"bbh", "bbh/bbh/ruin_names.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/ruin_names.json",
-       "b6f723aef2bafdd4c7bfc3c7e0329c7e8a8279391a609969c8ed76c9319f5f7f", 53178},
-      {"bbh", "bbh/bbh/salient_translation_error_detection.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/salient_translation_error_detection.json",
-       "becf3eb8dd53c821a555ecd5c1334ecd93eb25f980e63be963c518e7138de5da", 286443},
-      {"bbh", "bbh/bbh/snarks.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/snarks.json",
-       "54a0661fe2de06167645a4965e6bcf963c4ba307e76262a7c750998b0e3d0d0e", 42646},
-      {"bbh", "bbh/bbh/sports_understanding.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/sports_understanding.json",
-       "63ca262858f6176864515cd8cf53cdaa40839ebecc155b726d77930855d167bf", 28617},
-      {"bbh", "bbh/bbh/temporal_sequences.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/temporal_sequences.json",
-       "92a1189faaa84aacc4c405aaa13f13f48c2992eb884772eedb622505252baef5", 148176},
-      {"bbh", "bbh/bbh/tracking_shuffled_objects_five_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/tracking_shuffled_objects_five_objects.json",
-       "2063a46a4fb484236ed4310523606543a3e1dd4a4dc34eda65d407910ece25a5", 169722},
-      {"bbh", "bbh/bbh/tracking_shuffled_objects_seven_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/tracking_shuffled_objects_seven_objects.json",
-       "b59fd05b850c37cf57cb514ae1e6975c00b1638ade2291722056b2af3c54084d", 214906},
-      {"bbh", "bbh/bbh/tracking_shuffled_objects_three_objects.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/tracking_shuffled_objects_three_objects.json",
-       "546cc7bf10c6a01a6a4c17ae28a4966485f21f29fd5d111f37858ec78e354f6b", 128736},
-      {"bbh", "bbh/bbh/web_of_lies.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/web_of_lies.json",
-       "3e60323f8514a107fdb4edf35f8832a9171c5a09c0eaa47823559de905e8ab8b", 52964},
-      {"bbh", "bbh/bbh/word_sorting.json",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/word_sorting.json",
-       "2a6132d2c99f00d0d2eb1113ac6b4a918bd969d863c48749210d969713db8d43", 66300},
-      {"bbh", "bbh/cot-prompts/boolean_expressions.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/boolean_expressions.txt",
-       "685affba97425cdf3549d5d313ba876caed2fa7c8a4cf1ea7549faf22179609d", 1891},
-      {"bbh", "bbh/cot-prompts/causal_judgement.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/causal_judgement.txt",
-       "14377e36cccb084b7d0fe73988d08696f7675d712b02d3ae1f5f7f12c77028ea", 3763},
-      {"bbh", "bbh/cot-prompts/date_understanding.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/date_understanding.txt",
-       "a0a13c392f689a1828f5f6ffb9dee3d44483794490da5d92f0e2a723787b1cfb", 1277},
-      {"bbh", "bbh/cot-prompts/disambiguation_qa.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/disambiguation_qa.txt",
-       "794fd259297972a4c963a5d13a84dc221edde460de27fa5d8fd64299a2001597", 3678},
-      {"bbh", "bbh/cot-prompts/dyck_languages.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/dyck_languages.txt",
-       "b0836603007ec659ed685458647fb6d7543543304e7aca909b995d0c3aff22b2", 2515},
-      {"bbh", "bbh/cot-prompts/formal_fallacies.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/formal_fallacies.txt",
-       "10c06cc362520e9b8dddfc4861e263ff668d228a52d958dcc69f09f1d224935a", 4587},
-      {"bbh", "bbh/cot-prompts/geometric_shapes.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/geometric_shapes.txt",
-       "f36d9893507eb518d84f388fb677dc0226c74a98873700de0b556548d65d3f76", 4941},
-      {"bbh", "bbh/cot-prompts/hyperbaton.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/hyperbaton.txt",
-       "19898af91c35cb26bbdf5fdb6f6fb17e138677250332e2994005625ffb50b261", 3224},
-      {"bbh", "bbh/cot-prompts/logical_deduction_five_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/logical_deduction_five_objects.txt",
-       "4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615},
-      {"bbh", "bbh/cot-prompts/logical_deduction_seven_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/logical_deduction_seven_objects.txt",
-       "4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615},
-      {"bbh", "bbh/cot-prompts/logical_deduction_three_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/logical_deduction_three_objects.txt",
-       "4ed65246c0c1c4b0b4053d784181892b842bce19cf4358c976f34b1a434ef034", 2615},
-      {"bbh", "bbh/cot-prompts/movie_recommendation.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/movie_recommendation.txt",
-       "cdf765634713b057091d541b4773dd2c998f81447b0bd8564ae70be4cdf3f5d0", 2231},
-      {"bbh", "bbh/cot-prompts/multistep_arithmetic_two.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/multistep_arithmetic_two.txt",
-       "a546e0b7cde09037bc144ae5c32c9cf78dafdfac929ae76e2051b2dd8f3671ce", 2496},
-      {"bbh", "bbh/cot-prompts/navigate.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/navigate.txt",
-       "dc2fd733f1867b8c79685f15b83746064534a94bf73468341c2a9dd335be22fc", 2257},
-      {"bbh", "bbh/cot-prompts/object_counting.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/object_counting.txt",
-       "e51ffc03fd713a13a379a6c938a523dfc1c2f384f2a8447bd7a12d4458f18833", 1528},
-      {"bbh", "bbh/cot-prompts/penguins_in_a_table.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/penguins_in_a_table.txt",
-       "33be137e76c2a6af0bbacd17a8e7a92801886c0202a45e35ea9c2a88c1f26d51", 2496},
-      {"bbh", "bbh/cot-prompts/reasoning_about_colored_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/reasoning_about_colored_objects.txt",
-       "e4ea02d05b13e8ed9ccc3b0d878bc4df4c5a6fb76c65d39d48d6244f7ff0b9d5", 2405},
-      {"bbh", "bbh/cot-prompts/ruin_names.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/ruin_names.txt",
-       "731446c6c66bb5258677af1417b599a6a5539be6d74a5afc02cf7a716444ea54", 3591},
-      {"bbh", "bbh/cot-prompts/salient_translation_error_detection.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/"
-       "salient_translation_error_detection.txt",
-       "2c8367f75092202cc507fdbfaaf037b1c1eed38e91289084439738367f0785f7", 6251},
-      {"bbh", "bbh/cot-prompts/snarks.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/snarks.txt",
-       "35084a2a0b86bc4008ab206b838c0b97dd425897dd72198137c3cefc499c0960", 3224},
-      {"bbh", "bbh/cot-prompts/sports_understanding.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/sports_understanding.txt",
-       "2058a9bed717a6edb8ca2f815e88851436a4ee14c8b0d504ccf464865c6d0295", 931},
-      {"bbh", "bbh/cot-prompts/temporal_sequences.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/temporal_sequences.txt",
-       "3e7ebf1e20abe3e219dc6514dcb7474d82db1b2c66acc733cd30af2e9e0b64b0", 3133},
-      {"bbh", "bbh/cot-prompts/tracking_shuffled_objects_five_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/"
-       "tracking_shuffled_objects_five_objects.txt",
-       "2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714},
-      {"bbh", "bbh/cot-prompts/tracking_shuffled_objects_seven_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/"
-       "tracking_shuffled_objects_seven_objects.txt",
-       "2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714},
-      {"bbh", "bbh/cot-prompts/tracking_shuffled_objects_three_objects.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/"
-       "tracking_shuffled_objects_three_objects.txt",
-       "2ef54cb2a72052adc3484a76209cb6a6535f194d677e79bcec2e2e71cf3768af", 2714},
-      {"bbh", "bbh/cot-prompts/web_of_lies.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/web_of_lies.txt",
-       "c8025ca65ab7f0897c243504c863bda043d04b6e873777536743e94023c929d0", 3055},
-      {"bbh", "bbh/cot-prompts/word_sorting.txt",
-       "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/"
-       "9ee07bd481feebf959a6b59d61ea57bdcf30964d/cot-prompts/word_sorting.txt",
-       "a2cdbcfe23abaa97b9787f7c03dbf49b1cfd0ff9e63197b7884bb5cd5a096ca6", 2274},
-      {"sciq", "sciq/test.json", "zip:SciQ dataset-2 3/test.json",
-       "7340983c427dc2ffd3dccf1adb758b6cdc9455bd22bf3db0ddf6ffcae0452006", 879642},
-      {"sciq", "sciq/valid.json", "zip:SciQ dataset-2 3/valid.json",
-       "b201bc1c002b31cabc8581d05f8a5ce9d115b9ad4f7b4a428c00c3935d67a6ec", 869776},
-      {"sciq", "sciq/train.json", "zip:SciQ dataset-2 3/train.json",
-       "488c26303a8d9a5819430db554006c35560e3e195e1d67d1b35fb8fac5e00c41", 10233008},
-      {"sciq", "sciq/license.txt", "zip:SciQ dataset-2 3/license.txt",
-       "6f2f301537b1f94b025af00467a9c3412bc249a40b4075a6d31b1c21ad7359e3", 262},
-      {"sciq", "sciq/readme.txt", "zip:SciQ dataset-2 3/readme.txt",
-       "67c00d15da00e2ba4045930f81b051bbfab38c956dad0bb3d0c697a47efb69ec", 1894},
-      {"humaneval", "humaneval/HumanEval.jsonl.gz",
-       "https://raw.githubusercontent.com/openai/human-eval/"
-       "6d43fb980f9fee3c892a914eda09951f772ad10d/data/HumanEval.jsonl.gz",
-       "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef", 44877},
-      {"gsm_plus", "gsm_plus/gsmplus_testmini.jsonl",
-       "https://raw.githubusercontent.com/qtli/GSM-Plus/3474129ec12fcd3e8ac08cb037aca1928efca98c/"
-       "dataset/gsmplus_testmini.jsonl",
-       "6653b4b941956da12ba0af2eae660800db13a901123553b163b77be2d20eb7d5", 3128556},
-      {"gsm_symbolic", "gsm_symbolic/GSM_p2.jsonl",
-       "https://raw.githubusercontent.com/apple/ml-gsm-symbolic/"
-       "b6a1625025fc857300203bac9f617e5d8ec99f65/generated_data/GSM_p2.jsonl",
-       "f7d6701619f824f4fedd0a914b1cfbc0fd31f61617887aa7fe318d018dda3f29", 3995468},
-      // Competition math, as the Qwen2.5-Math evaluation publishes it (same bytes in
-      // QwenLM/Qwen2.5-Math evaluation/data/).
-      {"math", "math/math500/test.jsonl",
-       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
-       "1b9885d817962a8494728376625ce6605772edbd/data/math500/test.jsonl",
-       "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132", 446564},
-      {"math", "math/aime24/test.jsonl",
-       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
-       "1b9885d817962a8494728376625ce6605772edbd/data/aime24/test.jsonl",
-       "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac", 156944},
-      {"math", "math/amc23/test.jsonl",
-       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
-       "1b9885d817962a8494728376625ce6605772edbd/data/amc23/test.jsonl",
-       "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4", 27631},
-      {"math", "math/minerva_math/test.jsonl",
-       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
-       "1b9885d817962a8494728376625ce6605772edbd/data/minerva_math/test.jsonl",
-       "0e656b430d3a0a1dab6aa853f453ba3805e28e2cabe4fc72486a897cc09d8ba2", 247267},
-      {"math", "math/olympiadbench/test.jsonl",
-       "https://raw.githubusercontent.com/Zhuofeng-Li/math-evaluation-harness/"
-       "1b9885d817962a8494728376625ce6605772edbd/data/olympiadbench/test.jsonl",
-       "bb8c1e38a16ea9eacb77530315a674d883f267fbff79183effc53681b4fcc416", 1493870},
-  };
+  static const std::vector<DataFile> kFiles = [] {
+    std::vector<DataFile> files;
+    AddFiles("gsm8k", kGsm8kSource, kGsm8kFiles, &files);
+    AddBbhFiles(&files);
+    AddFiles("sciq", kSciqSource, kSciqFiles, &files);
+    AddFiles("humaneval", kHumanEvalSource, kHumanEvalFiles, &files);
+    AddFiles("gsm_plus", kGsmPlusSource, kGsmPlusFiles, &files);
+    AddFiles("gsm_symbolic", kGsmSymbolicSource, kGsmSymbolicFiles, &files);
+    AddFiles("math", kMathSource, kMathFiles, &files);
+    return files;
+  }();
   return kFiles;
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <span>
 
 #include "base/fs.h"
 #include "base/progress.h"
@@ -146,26 +147,42 @@ StatusOr<std::vector<nlohmann::json>> ReadSamplesFile(const fs::path& path, bool
   return out;
 }
 
-}  // namespace
+// The tables of results.json, filled task by task and then group by group.
+struct ResultTables {
+  nlohmann::json results = nlohmann::json::object();
+  nlohmann::json groups = nlohmann::json::object();
+  nlohmann::json group_subtasks = nlohmann::json::object();
+  nlohmann::json configs = nlohmann::json::object();
+  nlohmann::json versions = nlohmann::json::object();
+  nlohmann::json nshot = nlohmann::json::object();
+  nlohmann::json higher = nlohmann::json::object();
+  nlohmann::json nsamples = nlohmann::json::object();
+  // Per task: metric key -> per-doc values (doc order), for groups and stderr.
+  std::map<std::string, std::map<std::string, std::vector<double>>> values;
+};
 
-StatusOr<std::vector<nlohmann::json>> ReadSamples(const std::filesystem::path& run_dir,
-                                                  const std::string& task) {
-  bool truncated = false;
-  return ReadSamplesFile(run_dir / SamplesFile(task), &truncated);
-}
+// One task's samples file and what it holds: a record per doc once scored.
+struct TaskSamples {
+  fs::path path;
+  std::vector<std::optional<nlohmann::json>> records;
+};
 
-StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& options) {
-  ASSIGN_OR_RETURN(ResolvedTasks resolved, ResolveTaskList(options.tasks));
+StatusOr<std::vector<std::unique_ptr<EvalTask>>> LoadTasks(const std::vector<std::string>& leaves,
+                                                           const fs::path& data_dir) {
   std::vector<std::unique_ptr<EvalTask>> tasks;
-  for (const auto& name : resolved.leaves) {
+  for (const auto& name : leaves) {
     ASSIGN_OR_RETURN(auto task, TaskRegistry::Global().Create(name));
-    RETURN_IF_ERROR(task->Load(options.data_dir));
+    RETURN_IF_ERROR(task->Load(data_dir));
     tasks.push_back(std::move(task));
   }
+  return tasks;
+}
 
-  // What must match for a run directory to be resumed.
+// What must match for a run directory to be resumed.
+nlohmann::json RunFingerprint(const std::vector<std::string>& leaves, const Backend& backend,
+                              const EvalOptions& options) {
   nlohmann::json fingerprint = {
-      {"tasks", resolved.leaves},
+      {"tasks", leaves},
       {"limit", options.limit ? nlohmann::json(*options.limit) : nlohmann::json(nullptr)},
       {"fewshot_seed", options.seed},
       {"apply_chat_template", options.chat_template != nullptr},
@@ -178,16 +195,20 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
   if (options.provenance.contains("activations")) {
     fingerprint["activations"] = options.provenance["activations"];
   }
+  return fingerprint;
+}
 
-  const fs::path dir = options.output_dir;
-  const fs::path results_path = dir / "results.json";
+// Makes RUN_DIR ready: emptied with --force, refused when it holds a finished run, another run's
+// unfinished work or foreign files; run.json written for a new run.
+Status PrepareRunDir(const EvalOptions& options, const nlohmann::json& fingerprint) {
+  const fs::path& dir = options.output_dir;
   const fs::path run_path = dir / "run.json";
   if (fs::exists(dir)) {
     if (options.force) {
       std::error_code ec;
       fs::remove_all(dir, ec);
       if (ec) return IoError("{}: cannot remove: {}", dir.string(), ec.message());
-    } else if (fs::exists(results_path)) {
+    } else if (fs::exists(dir / "results.json")) {
       return AlreadyExists(
           "{} holds a finished run (results.json); use --force to redo it or "
           "choose another -o",
@@ -215,200 +236,232 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
         nlohmann::json({{"fingerprint", fingerprint}, {"provenance", options.provenance}}).dump(2) +
             "\n"));
   }
+  return OkStatus();
+}
 
+PromptOptions MakePromptOptions(const EvalOptions& options) {
   PromptOptions popts;
   popts.chat_template = options.chat_template;
   popts.fewshot_as_multiturn = options.fewshot_as_multiturn;
   popts.system_instruction = options.system_instruction;
   popts.fewshot_seed = options.seed;
+  return popts;
+}
 
-  nlohmann::json results = nlohmann::json::object();
-  nlohmann::json configs = nlohmann::json::object(), versions = nlohmann::json::object();
-  nlohmann::json nshot = nlohmann::json::object(), higher = nlohmann::json::object();
-  nlohmann::json nsamples = nlohmann::json::object(), group_subtasks = nlohmann::json::object();
-  // Per task: metric key -> per-doc values (doc order), for groups and stderr.
-  std::map<std::string, std::map<std::string, std::vector<double>>> values;
-  const auto started = std::chrono::steady_clock::now();
+// Loads a task's saved records (refusing ones made from other prompts), repairs a torn last line,
+// and re-scores them, which is cheap and keeps metrics consistent with this rvec version.
+StatusOr<TaskSamples> ResumeSamples(const EvalTask& task, size_t limit,
+                                    const std::vector<RenderedPrompt>& prompts,
+                                    const fs::path& dir) {
+  TaskSamples samples{dir / SamplesFile(task.name()),
+                      std::vector<std::optional<nlohmann::json>>(limit)};
+  bool truncated = false;
+  ASSIGN_OR_RETURN(auto saved, ReadSamplesFile(samples.path, &truncated));
+  for (auto& r : saved) {
+    const size_t id = r.value("doc_id", static_cast<size_t>(-1));
+    if (id >= limit) continue;
+    if (r.value("prompt_hash", "") != Sha256Hex(prompts[id].context)) {
+      return FailedPrecondition("{}: doc {} was scored with a different prompt; use --force",
+                                samples.path.string(), id);
+    }
+    samples.records[id] = std::move(r);
+  }
+  if (truncated) {
+    // Rewrite without the torn line so appends start on a fresh line.
+    std::string text;
+    for (const auto& r : samples.records) {
+      if (r) text += r->dump() + "\n";
+    }
+    RETURN_IF_ERROR(WriteFileAtomic(samples.path, text));
+  }
+  for (size_t id = 0; id < limit; ++id) {
+    if (!samples.records[id]) continue;
+    ASSIGN_OR_RETURN(DocResponse resp,
+                     ResponseFromRecord(*samples.records[id],
+                                        samples.path.string() + " doc " + std::to_string(id)));
+    ASSIGN_OR_RETURN(DocScore score, task.Score(id, resp));
+    (*samples.records[id])["metrics"] = score.metrics;
+    (*samples.records[id])["filtered"] = score.filtered;
+  }
+  return samples;
+}
 
-  for (const auto& task : tasks) {
-    const size_t limit = options.limit ? std::min(*options.limit, task->size()) : task->size();
-    ASSIGN_OR_RETURN(std::vector<RenderedPrompt> prompts, task->BuildPrompts(limit, popts));
-    const fs::path samples_path = dir / SamplesFile(task->name());
-    bool truncated = false;
-    ASSIGN_OR_RETURN(auto saved, ReadSamplesFile(samples_path, &truncated));
-    std::vector<std::optional<nlohmann::json>> records(limit);
-    for (auto& r : saved) {
-      const size_t id = r.value("doc_id", static_cast<size_t>(-1));
-      if (id >= limit) continue;
-      if (r.value("prompt_hash", "") != Sha256Hex(prompts[id].context)) {
-        return FailedPrecondition("{}: doc {} was scored with a different prompt; use --force",
-                                  samples_path.string(), id);
-      }
-      records[id] = std::move(r);
+// One backend call for the multiple-choice docs `ids`: every (doc, choice) pair's log-likelihood.
+Status QueryLoglikelihoods(Backend& backend, const EvalTask& task,
+                           const std::vector<RenderedPrompt>& prompts, std::span<const size_t> ids,
+                           Progress* progress, std::vector<DocResponse>* responses) {
+  std::vector<LoglikelihoodRequest> reqs;
+  for (const size_t id : ids) {
+    for (size_t c = 0; c < prompts[id].continuations.size(); ++c) {
+      LoglikelihoodRequest req;
+      req.key.task = task.name();
+      req.key.doc_id = id;
+      req.key.index = c;
+      req.context = prompts[id].context;
+      req.continuation = prompts[id].continuations[c];
+      reqs.push_back(std::move(req));
     }
-    if (truncated) {
-      // Rewrite without the torn line so appends start on a fresh line.
-      std::string text;
-      for (const auto& r : records) {
-        if (r) text += r->dump() + "\n";
-      }
-      RETURN_IF_ERROR(WriteFileAtomic(samples_path, text));
+  }
+  ASSIGN_OR_RETURN(auto lls, backend.LogLikelihood(reqs, progress));
+  if (lls.size() != reqs.size()) {
+    return Internal("backend returned {} log-likelihoods for {} requests", lls.size(), reqs.size());
+  }
+  size_t r = 0;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    for (size_t c = 0; c < prompts[ids[k]].continuations.size(); ++c, ++r) {
+      (*responses)[k].loglikelihoods.push_back(lls[r].logprob);
+      (*responses)[k].is_greedy.push_back(lls[r].is_greedy);
     }
-    // Re-score saved responses (cheap; keeps metrics consistent with this rvec version).
-    for (size_t id = 0; id < limit; ++id) {
-      if (!records[id]) continue;
-      ASSIGN_OR_RETURN(
-          DocResponse resp,
-          ResponseFromRecord(*records[id], samples_path.string() + " doc " + std::to_string(id)));
-      ASSIGN_OR_RETURN(DocScore score, task->Score(id, resp));
-      (*records[id])["metrics"] = score.metrics;
-      (*records[id])["filtered"] = score.filtered;
-    }
-    std::vector<size_t> pending;
-    for (size_t id = 0; id < limit; ++id) {
-      if (!records[id]) pending.push_back(id);
-    }
-    const bool mc = task->config().output_type == OutputType::kMultipleChoice;
-    uint64_t total_requests = 0;
-    for (size_t id : pending) total_requests += mc ? prompts[id].continuations.size() : 1;
-    Progress progress(task->name(), total_requests, options.show_progress, "req");
-    std::ofstream out;
-    if (!pending.empty()) {
-      out.open(samples_path, std::ios::app | std::ios::binary);
-      if (!out) return IoError("{}: cannot open for appending", samples_path.string());
-    }
-    const size_t chunk = std::max<size_t>(1, options.chunk);
-    for (size_t begin = 0; begin < pending.size(); begin += chunk) {
-      const size_t end = std::min(pending.size(), begin + chunk);
-      std::vector<DocResponse> responses(end - begin);
-      std::vector<std::string> finish(end - begin);
-      if (mc) {
-        std::vector<LoglikelihoodRequest> reqs;
-        for (size_t k = begin; k < end; ++k) {
-          const size_t id = pending[k];
-          for (size_t c = 0; c < prompts[id].continuations.size(); ++c) {
-            LoglikelihoodRequest req;
-            req.key.task = task->name();
-            req.key.doc_id = id;
-            req.key.index = c;
-            req.context = prompts[id].context;
-            req.continuation = prompts[id].continuations[c];
-            reqs.push_back(std::move(req));
-          }
-        }
-        ASSIGN_OR_RETURN(auto lls, backend.LogLikelihood(reqs, &progress));
-        if (lls.size() != reqs.size()) {
-          return Internal("backend returned {} log-likelihoods for {} requests", lls.size(),
-                          reqs.size());
-        }
-        size_t r = 0;
-        for (size_t k = begin; k < end; ++k) {
-          for (size_t c = 0; c < prompts[pending[k]].continuations.size(); ++c, ++r) {
-            responses[k - begin].loglikelihoods.push_back(lls[r].logprob);
-            responses[k - begin].is_greedy.push_back(lls[r].is_greedy);
-          }
-        }
-      } else {
-        std::vector<GenerationRequest> reqs;
-        for (size_t k = begin; k < end; ++k) {
-          const size_t id = pending[k];
-          GenerationRequest req;
-          req.key.task = task->name();
-          req.key.doc_id = id;
-          req.prompt = prompts[id].context;
-          req.kwargs = task->config().generation;
-          reqs.push_back(std::move(req));
-        }
-        ASSIGN_OR_RETURN(auto gens, backend.Generate(reqs, &progress));
-        if (gens.size() != reqs.size()) {
-          return Internal("backend returned {} generations for {} requests", gens.size(),
-                          reqs.size());
-        }
-        for (size_t k = begin; k < end; ++k) {
-          responses[k - begin].generation = gens[k - begin].text;
-          finish[k - begin] = gens[k - begin].finish_reason;
-        }
-      }
-      // Code-executing tasks run the chunk's programs in parallel (--jobs) before scoring.
-      if (task->config().output_type == OutputType::kGenerateUntil) {
-        RETURN_IF_ERROR(PrecomputeCodeExecution(
-            *task, std::vector<size_t>(pending.begin() + begin, pending.begin() + end), responses,
-            nullptr));
-      }
-      std::string lines;
-      for (size_t k = begin; k < end; ++k) {
-        const size_t id = pending[k];
-        ASSIGN_OR_RETURN(DocScore score, task->Score(id, responses[k - begin]));
-        records[id] =
-            MakeRecord(*task, id, prompts[id], responses[k - begin], finish[k - begin], score);
-        if (auto e = CodeExecutionRecord(*task, id, responses[k - begin].generation);
-            !e.is_null()) {
-          (*records[id])["execution"] = e;
-        }
-        lines += records[id]->dump() + "\n";
-      }
-      out << lines;
-      out.flush();
-      if (!out) return IoError("{}: write failed", samples_path.string());
-    }
-    progress.Finish();
+  }
+  return OkStatus();
+}
 
-    // Aggregate.
-    nlohmann::json entry = {{"alias", task->name()}};
-    auto& task_values = values[task->name()];
-    for (const auto& key : task->MetricKeys()) {
-      std::vector<double> xs;
-      for (const auto& r : records) xs.push_back(r->at("metrics").value(key, 0.0));
-      const size_t comma = key.find(',');
-      const std::string metric = key.substr(0, comma), filter = key.substr(comma + 1);
-      entry[key] = Mean(xs);
+// One backend call for the generation docs `ids`.
+Status QueryGenerations(Backend& backend, const EvalTask& task,
+                        const std::vector<RenderedPrompt>& prompts, std::span<const size_t> ids,
+                        Progress* progress, std::vector<DocResponse>* responses,
+                        std::vector<std::string>* finish) {
+  std::vector<GenerationRequest> reqs;
+  for (const size_t id : ids) {
+    GenerationRequest req;
+    req.key.task = task.name();
+    req.key.doc_id = id;
+    req.prompt = prompts[id].context;
+    req.kwargs = task.config().generation;
+    reqs.push_back(std::move(req));
+  }
+  ASSIGN_OR_RETURN(auto gens, backend.Generate(reqs, progress));
+  if (gens.size() != reqs.size()) {
+    return Internal("backend returned {} generations for {} requests", gens.size(), reqs.size());
+  }
+  for (size_t k = 0; k < ids.size(); ++k) {
+    (*responses)[k].generation = gens[k].text;
+    (*finish)[k] = gens[k].finish_reason;
+  }
+  return OkStatus();
+}
+
+// Queries the backend for one chunk of docs, scores them and appends their records to `out`
+// (flushed, so that an interruption loses at most the chunk in flight).
+Status RunChunk(Backend& backend, const EvalTask& task, const std::vector<RenderedPrompt>& prompts,
+                std::span<const size_t> ids, Progress* progress, TaskSamples* samples,
+                std::ofstream* out) {
+  std::vector<DocResponse> responses(ids.size());
+  std::vector<std::string> finish(ids.size());
+  if (task.config().output_type == OutputType::kMultipleChoice) {
+    RETURN_IF_ERROR(QueryLoglikelihoods(backend, task, prompts, ids, progress, &responses));
+  } else {
+    RETURN_IF_ERROR(QueryGenerations(backend, task, prompts, ids, progress, &responses, &finish));
+  }
+  // Code-executing tasks run the chunk's programs in parallel (--jobs) before scoring.
+  if (task.config().output_type == OutputType::kGenerateUntil) {
+    RETURN_IF_ERROR(PrecomputeCodeExecution(task, std::vector<size_t>(ids.begin(), ids.end()),
+                                            responses, nullptr));
+  }
+  std::string lines;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const size_t id = ids[k];
+    ASSIGN_OR_RETURN(DocScore score, task.Score(id, responses[k]));
+    auto& record = samples->records[id];
+    record = MakeRecord(task, id, prompts[id], responses[k], finish[k], score);
+    if (auto e = CodeExecutionRecord(task, id, responses[k].generation); !e.is_null()) {
+      (*record)["execution"] = e;
+    }
+    lines += record->dump() + "\n";
+  }
+  *out << lines;
+  out->flush();
+  if (!*out) return IoError("{}: write failed", samples->path.string());
+  return OkStatus();
+}
+
+// Runs the docs that have no record yet, in chunks of options.chunk.
+Status RunPendingDocs(Backend& backend, const EvalTask& task,
+                      const std::vector<RenderedPrompt>& prompts, const EvalOptions& options,
+                      TaskSamples* samples) {
+  std::vector<size_t> pending;
+  for (size_t id = 0; id < samples->records.size(); ++id) {
+    if (!samples->records[id]) pending.push_back(id);
+  }
+  const bool mc = task.config().output_type == OutputType::kMultipleChoice;
+  uint64_t total_requests = 0;
+  for (size_t id : pending) total_requests += mc ? prompts[id].continuations.size() : 1;
+  Progress progress(task.name(), total_requests, options.show_progress, "req");
+  std::ofstream out;
+  if (!pending.empty()) {
+    out.open(samples->path, std::ios::app | std::ios::binary);
+    if (!out) return IoError("{}: cannot open for appending", samples->path.string());
+  }
+  const size_t chunk = std::max<size_t>(1, options.chunk);
+  for (size_t begin = 0; begin < pending.size(); begin += chunk) {
+    const size_t end = std::min(pending.size(), begin + chunk);
+    RETURN_IF_ERROR(RunChunk(backend, task, prompts,
+                             std::span<const size_t>(pending).subspan(begin, end - begin),
+                             &progress, samples, &out));
+  }
+  progress.Finish();
+  return OkStatus();
+}
+
+// A task's metrics (mean and stderr over its docs) and its entries in the other tables.
+void AggregateTask(const EvalTask& task, const TaskSamples& samples, ResultTables* t) {
+  nlohmann::json entry = {{"alias", task.name()}};
+  auto& task_values = t->values[task.name()];
+  for (const auto& key : task.MetricKeys()) {
+    std::vector<double> xs;
+    for (const auto& r : samples.records) xs.push_back(r->at("metrics").value(key, 0.0));
+    const size_t comma = key.find(',');
+    const std::string metric = key.substr(0, comma), filter = key.substr(comma + 1);
+    entry[key] = Mean(xs);
+    const auto se = MeanStderr(xs);
+    entry[metric + "_stderr," + filter] = se ? nlohmann::json(*se) : nlohmann::json("N/A");
+    task_values[key] = std::move(xs);
+    t->higher[task.name()][metric] = task.HigherIsBetter(metric);
+  }
+  t->results[task.name()] = entry;
+  t->configs[task.name()] = TaskConfigJson(task);
+  t->versions[task.name()] = VersionNumber(task.config().version);
+  t->nshot[task.name()] = task.config().num_fewshot;
+  t->nsamples[task.name()] = {{"original", task.size()}, {"effective", samples.records.size()}};
+  t->group_subtasks[task.name()] = nlohmann::json::array();
+}
+
+// A group's metrics: size-weighted means of its subtasks', with pooled stderr.
+void AggregateGroup(const TaskGroup& g, ResultTables* t) {
+  nlohmann::json entry = {{"alias", g.name}};
+  for (const auto& key : g.aggregate_metrics) {
+    std::vector<double> ms, ses;
+    std::vector<size_t> sizes;
+    bool stderr_na = false;
+    for (const auto& sub : g.subtasks) {
+      auto& xs = t->values[sub][key];
+      ms.push_back(Mean(xs));
+      sizes.push_back(xs.size());
       const auto se = MeanStderr(xs);
-      entry[metric + "_stderr," + filter] = se ? nlohmann::json(*se) : nlohmann::json("N/A");
-      task_values[key] = std::move(xs);
-      higher[task->name()][metric] = task->HigherIsBetter(metric);
+      if (!se) stderr_na = true;
+      ses.push_back(se.value_or(0.0));
     }
-    results[task->name()] = entry;
-    configs[task->name()] = TaskConfigJson(*task);
-    versions[task->name()] = VersionNumber(task->config().version);
-    nshot[task->name()] = task->config().num_fewshot;
-    nsamples[task->name()] = {{"original", task->size()}, {"effective", limit}};
-    group_subtasks[task->name()] = nlohmann::json::array();
+    const size_t comma = key.find(',');
+    const std::string metric = key.substr(0, comma), filter = key.substr(comma + 1);
+    entry[key] = WeightedMean(ms, sizes);
+    entry[metric + "_stderr," + filter] =
+        stderr_na ? nlohmann::json("N/A") : nlohmann::json(PooledSampleStderr(ses, sizes));
+    t->higher[g.name][metric] = true;
   }
-
-  nlohmann::json groups = nlohmann::json::object();
-  for (const TaskGroup* g : resolved.groups) {
-    nlohmann::json entry = {{"alias", g->name}};
-    for (const auto& key : g->aggregate_metrics) {
-      std::vector<double> ms, ses;
-      std::vector<size_t> sizes;
-      bool stderr_na = false;
-      for (const auto& sub : g->subtasks) {
-        auto& xs = values[sub][key];
-        ms.push_back(Mean(xs));
-        sizes.push_back(xs.size());
-        const auto se = MeanStderr(xs);
-        if (!se) stderr_na = true;
-        ses.push_back(se.value_or(0.0));
-      }
-      const size_t comma = key.find(',');
-      const std::string metric = key.substr(0, comma), filter = key.substr(comma + 1);
-      entry[key] = WeightedMean(ms, sizes);
-      entry[metric + "_stderr," + filter] =
-          stderr_na ? nlohmann::json("N/A") : nlohmann::json(PooledSampleStderr(ses, sizes));
-      higher[g->name][metric] = true;
-    }
-    size_t total = 0;
-    for (const auto& sub : g->subtasks) {
-      total += nsamples[sub]["effective"].get<size_t>();
-      results[sub]["alias"] = " - " + sub;
-    }
-    results[g->name] = entry;
-    groups[g->name] = entry;
-    group_subtasks[g->name] = g->subtasks;
-    versions[g->name] = VersionNumber(g->version);
-    nsamples[g->name] = {{"effective", total}};
+  size_t total = 0;
+  for (const auto& sub : g.subtasks) {
+    total += t->nsamples[sub]["effective"].get<size_t>();
+    t->results[sub]["alias"] = " - " + sub;
   }
+  t->results[g.name] = entry;
+  t->groups[g.name] = entry;
+  t->group_subtasks[g.name] = g.subtasks;
+  t->versions[g.name] = VersionNumber(g.version);
+  t->nsamples[g.name] = {{"effective", total}};
+}
 
+// results.json's "config": the provenance plus the settings that shaped the prompts.
+nlohmann::json RunConfigJson(const Backend& backend, const EvalOptions& options) {
   nlohmann::json config = options.provenance;
   config["backend"] = backend.Kind();
   config["backend_config"] = backend.Config();
@@ -420,24 +473,53 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
                                      ? nlohmann::json(*options.system_instruction)
                                      : nlohmann::json(nullptr);
   config["data_dir"] = fs::absolute(options.data_dir).string();
+  return config;
+}
+
+nlohmann::json ResultsJson(ResultTables& t, nlohmann::json config, double seconds) {
+  return {{"results", t.results},
+          {"groups", t.groups},
+          {"group_subtasks", t.group_subtasks},
+          {"configs", t.configs},
+          {"versions", t.versions},
+          {"n-shot", t.nshot},
+          {"higher_is_better", t.higher},
+          {"n-samples", t.nsamples},
+          {"config", std::move(config)},
+          {"date", static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count())},
+          {"evaluation_time_s", seconds}};
+}
+
+}  // namespace
+
+StatusOr<std::vector<nlohmann::json>> ReadSamples(const std::filesystem::path& run_dir,
+                                                  const std::string& task) {
+  bool truncated = false;
+  return ReadSamplesFile(run_dir / SamplesFile(task), &truncated);
+}
+
+StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& options) {
+  ASSIGN_OR_RETURN(ResolvedTasks resolved, ResolveTaskList(options.tasks));
+  ASSIGN_OR_RETURN(auto tasks, LoadTasks(resolved.leaves, options.data_dir));
+  RETURN_IF_ERROR(PrepareRunDir(options, RunFingerprint(resolved.leaves, backend, options)));
+  const PromptOptions popts = MakePromptOptions(options);
+  ResultTables tables;
+  const auto started = std::chrono::steady_clock::now();
+  for (const auto& task : tasks) {
+    const size_t limit = options.limit ? std::min(*options.limit, task->size()) : task->size();
+    ASSIGN_OR_RETURN(std::vector<RenderedPrompt> prompts, task->BuildPrompts(limit, popts));
+    ASSIGN_OR_RETURN(TaskSamples samples, ResumeSamples(*task, limit, prompts, options.output_dir));
+    RETURN_IF_ERROR(RunPendingDocs(backend, *task, prompts, options, &samples));
+    AggregateTask(*task, samples, &tables);
+  }
+  for (const TaskGroup* g : resolved.groups) AggregateGroup(*g, &tables);
+  nlohmann::json config = RunConfigJson(backend, options);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-
-  nlohmann::json doc = {
-      {"results", results},
-      {"groups", groups},
-      {"group_subtasks", group_subtasks},
-      {"configs", configs},
-      {"versions", versions},
-      {"n-shot", nshot},
-      {"higher_is_better", higher},
-      {"n-samples", nsamples},
-      {"config", config},
-      {"date", static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count())},
-      {"evaluation_time_s", seconds}};
-  RETURN_IF_ERROR(WriteFileAtomic(results_path, doc.dump(2) + "\n"));
+  nlohmann::json doc = ResultsJson(tables, std::move(config), seconds);
+  RETURN_IF_ERROR(WriteFileAtomic(options.output_dir / "results.json", doc.dump(2) + "\n"));
   return doc;
 }
 

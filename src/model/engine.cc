@@ -236,8 +236,8 @@ class EngineImpl final : public Engine {
     return results;
   }
 
-  StatusOr<std::vector<LogLikelihoodResult>> LogLikelihood(
-      const std::vector<LogLikelihoodRequest>& requests, Progress* progress) override {
+  StatusOr<std::vector<LoglikelihoodResult>> LogLikelihood(
+      const std::vector<LoglikelihoodRequest>& requests, Progress* progress) override {
     std::vector<Sequence> seqs(requests.size());
     for (size_t i = 0; i < requests.size(); ++i) {
       ASSIGN_OR_RETURN(auto pair, EncodePair(requests[i].context, requests[i].continuation));
@@ -274,7 +274,7 @@ class EngineImpl final : public Engine {
       if (pos + 2 == s.tokens.size() && progress) progress->Advance();
     };
     RETURN_IF_ERROR(Run(seqs, want, on_logits));
-    std::vector<LogLikelihoodResult> results(seqs.size());
+    std::vector<LoglikelihoodResult> results(seqs.size());
     for (size_t i = 0; i < seqs.size(); ++i) results[i] = {seqs[i].logprob, seqs[i].greedy};
     return results;
   }

@@ -54,12 +54,12 @@ struct GenerateResult {
   std::string finish_reason;    // "stop" (eos or stop string) or "length"
 };
 
-struct LogLikelihoodRequest {
+struct LoglikelihoodRequest {
   std::string context;
   std::string continuation;
 };
 
-struct LogLikelihoodResult {
+struct LoglikelihoodResult {
   double logprob = 0.0;    // sum of log-probabilities of the continuation tokens
   bool is_greedy = false;  // every continuation token is the argmax
 };
@@ -82,8 +82,8 @@ class Engine {
 
   // lm-eval semantics: the context and continuation are tokenized so that the continuation's
   // tokens are those of encode(context + continuation) after encode(context).
-  virtual StatusOr<std::vector<LogLikelihoodResult>> LogLikelihood(
-      const std::vector<LogLikelihoodRequest>& requests, Progress* progress) = 0;
+  virtual StatusOr<std::vector<LoglikelihoodResult>> LogLikelihood(
+      const std::vector<LoglikelihoodRequest>& requests, Progress* progress) = 0;
 
   // Raw logits (vocab_size floats per position): the last position, or every position.
   virtual StatusOr<std::vector<std::vector<float>>> Logits(const std::vector<int32_t>& ids,

@@ -208,13 +208,13 @@ TEST(Engine, SeededSamplingIsReproducibleAndBatchIndependent) {
 }
 
 // Scores the continuation by hand from Logits() with lm-eval's split.
-LogLikelihoodResult ManualScore(Engine& e, const std::string& ctx, const std::string& cont) {
+LoglikelihoodResult ManualScore(Engine& e, const std::string& ctx, const std::string& cont) {
   const auto whole = e.tokenizer().Encode(ctx + cont);
   const auto c = e.tokenizer().Encode(ctx);
   std::vector<int32_t> inp(whole.begin(), whole.end() - 1);
   auto logits = e.Logits(inp, true);
   EXPECT_TRUE(logits.ok());
-  LogLikelihoodResult r;
+  LoglikelihoodResult r;
   r.is_greedy = true;
   for (size_t t = c.size(); t < whole.size(); ++t) {
     const auto& row = (*logits)[t - 1];
@@ -236,7 +236,7 @@ TEST(Engine, LogLikelihoodMatchesManualScoringAndPrefixReuse) {
   const std::string shots =
       "Question: what is two plus two? Answer: four.\nQuestion: what colour is the sky? "
       "Answer: blue.\nQuestion: how many legs does a cat have? Answer:";
-  std::vector<LogLikelihoodRequest> reqs = {{shots, " four"},
+  std::vector<LoglikelihoodRequest> reqs = {{shots, " four"},
                                             {shots, " three"},
                                             {shots + " ", "two"},
                                             {"The cat", " sat on the mat"},

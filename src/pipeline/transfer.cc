@@ -355,24 +355,39 @@ StatusOr<uint64_t> PredictDiskUse(const TransferOptions& o) {
   return need;
 }
 
-StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
-                                     const std::function<void(const std::string&)>& log) {
+namespace {
+
+using LogFn = std::function<void(const std::string&)>;
+
+// What the steps after the compatibility check share: the options, the step state, and the keys
+// of the three input models and of the vector that outputs are keyed on.
+struct TransferContext {
+  const TransferOptions& o;
+  const LogFn& log;
+  StepState& state;
+  merge::VocabMode vocab{};
+  json sft_id, grpo_id, target_id;
+  fs::path vector_dir;
+  std::string vector_key;
+};
+
+Status ValidateTransferOptions(const TransferOptions& o) {
   if (o.alphas.empty()) return InvalidArgument("--alphas: give at least one α");
   if (o.tasks.empty()) return InvalidArgument("--tasks: give at least one task");
   for (const std::string& spec : o.compact) RETURN_IF_ERROR(ParseCompactSpec(spec).status());
-  std::error_code ec;
-  fs::create_directories(o.workdir / "models", ec);
-  if (ec) return IoError("{}: cannot create: {}", o.workdir.string(), ec.message());
-  StepState state(o.workdir / "state.json");
+  return OkStatus();
+}
 
-  // 1. Compatibility, before anything is written.
+// Step 1, before anything is written: the three models must be compatible. Returns the
+// compatibility summary the report shows.
+StatusOr<json> CheckModels(const TransferOptions& o, const LogFn& log, merge::VocabMode* vocab) {
   Log(log, "[1/5] checking the three models");
   ASSIGN_OR_RETURN(Checkpoint sft, Checkpoint::Open(o.sft));
   ASSIGN_OR_RETURN(Checkpoint grpo, Checkpoint::Open(o.grpo));
   ASSIGN_OR_RETURN(Checkpoint target, Checkpoint::Open(o.target));
-  ASSIGN_OR_RETURN(merge::VocabMode vocab, merge::ParseVocabMode(o.vocab_mismatch));
+  ASSIGN_OR_RETURN(*vocab, merge::ParseVocabMode(o.vocab_mismatch));
   merge::CompatOptions co;
-  co.vocab = vocab;
+  co.vocab = *vocab;
   ASSIGN_OR_RETURN(merge::CompatResult c1, merge::CheckCompatible(sft, "SFT", grpo, "GRPO", co));
   merge::CompatOptions ct = co;
   if (target.config() && target.config()->tie_word_embeddings) {
@@ -398,9 +413,13 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
                        target.TotalParameters(), merge::DTypesOf(sft), merge::DTypesOf(grpo),
                        merge::DTypesOf(target)));
   for (const auto& w : compat["warnings"]) Log(log, "  warning: " + w.get<std::string>());
+  return compat;
+}
 
-  // Disk: refuse up front rather than fail half-way.
+// Refuses up front rather than fail half-way.
+Status CheckDiskSpace(const TransferOptions& o, const LogFn& log) {
   ASSIGN_OR_RETURN(uint64_t need, PredictDiskUse(o));
+  std::error_code ec;
   const fs::space_info space = fs::space(o.workdir, ec);
   if (!ec && need > 0 && static_cast<double>(space.available) < 1.05 * static_cast<double>(need)) {
     return FailedPrecondition("{}: the outputs need about {} but only {} is free",
@@ -408,228 +427,304 @@ StatusOr<TransferResult> RunTransfer(const TransferOptions& o,
   }
   Log(log, fmt::format("  disk: {} to write, {} free", HumanBytes(need),
                        ec ? std::string("unknown") : HumanBytes(space.available)));
+  return OkStatus();
+}
 
-  ASSIGN_OR_RETURN(json sft_id, ModelIdentity(o.sft));
-  ASSIGN_OR_RETURN(json grpo_id, ModelIdentity(o.grpo));
-  ASSIGN_OR_RETURN(json target_id, ModelIdentity(o.target));
+// Step 2: v = GRPO − SFT, reused when its inputs are unchanged.
+Status ExtractVector(const TransferContext& ctx) {
+  const TransferOptions& o = ctx.o;
+  if (!o.force && ctx.state.Done("vector", ctx.vector_key, ctx.vector_dir)) {
+    Log(ctx.log, "[2/5] vector: up to date, reused");
+    return OkStatus();
+  }
+  Log(ctx.log, "[2/5] extracting v = GRPO − SFT");
+  merge::ExtractOptions eo;
+  eo.base = o.sft;
+  eo.tuned = o.grpo;
+  eo.out = ctx.vector_dir;
+  eo.dtype = o.vector_dtype;
+  eo.vocab = ctx.vocab;
+  eo.force = true;
+  eo.threads = o.threads;
+  eo.version = o.version;
+  Progress progress("extract", 0, o.show_progress, "B");
+  ASSIGN_OR_RETURN(merge::ExtractReport er, merge::Extract(eo, &progress));
+  progress.Finish();
+  for (const auto& w : er.warnings) Log(ctx.log, "  warning: " + w);
+  return ctx.state.Mark("vector", ctx.vector_key);
+}
 
-  // 2. The vector and its statistics.
-  const fs::path vector_dir = o.workdir / "vector";
-  const std::string vector_key = KeyOf({{"sft", sft_id},
-                                        {"grpo", grpo_id},
-                                        {"dtype", DTypeName(o.vector_dtype)},
-                                        {"vocab", o.vocab_mismatch}});
-  json vector_info = json::object();
-  if (!o.force && state.Done("vector", vector_key, vector_dir)) {
-    Log(log, "[2/5] vector: up to date, reused");
+// The demo's known-vector check, whose verdict the report carries through `report_options`.
+Status CheckKnownVector(const TransferContext& ctx, TransferOptions* report_options) {
+  if (!ctx.o.check_vector) return OkStatus();
+  ASSIGN_OR_RETURN(std::string check, ctx.o.check_vector(ctx.vector_dir));
+  if (!report_options->demo_facts) report_options->demo_facts = json::object();
+  (*report_options->demo_facts)["known_vector_check"] = check;
+  Log(ctx.log, "  " + check);
+  return OkStatus();
+}
+
+// The vector's statistics: vector_stats.json, vector_layers.svg, and the JSON for the report.
+StatusOr<json> WriteVectorStats(const TransferContext& ctx) {
+  const TransferOptions& o = ctx.o;
+  Progress progress("stats", 0, o.show_progress, "B");
+  ASSIGN_OR_RETURN(merge::StatsReport stats,
+                   merge::ComputeStats(ctx.vector_dir, o.target, o.threads, &progress));
+  progress.Finish();
+  RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_stats.json", merge::StatsJson(stats)));
+  RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_layers.svg", merge::StatsSvg(stats)));
+  Log(ctx.log, fmt::format("  ‖v‖ = {:.6g}, ‖v‖/‖θ_target‖ = {:.3g}", std::sqrt(stats.total.sum_sq),
+                           stats.total.target_sum_sq > 0
+                               ? std::sqrt(stats.total.sum_sq / stats.total.target_sum_sq)
+                               : 0.0));
+  return json::parse(merge::StatsJson(stats), nullptr, false);
+}
+
+// A compact variant's compressed vector, written unless up to date. Returns its key.
+StatusOr<std::string> EnsureCompactVector(const TransferContext& ctx, const Variant& v) {
+  const TransferOptions& o = ctx.o;
+  ASSIGN_OR_RETURN(CompactSpec spec, ParseCompactSpec(v.compact));
+  const std::string compact_key = KeyOf({{"vector", ctx.vector_key}, {"compact", v.compact}});
+  const std::string compact_step = "compact_" + spec.name;
+  if (!o.force && ctx.state.Done(compact_step, compact_key, v.compact_dir)) return compact_key;
+  merge::CompressOptions cz;
+  cz.vector = ctx.vector_dir;
+  cz.out = v.compact_dir;
+  cz.method = static_cast<merge::CompactKind>(spec.method);
+  cz.rank = spec.rank;
+  cz.energy = spec.energy;
+  cz.density = spec.density;
+  cz.dare = spec.dare;
+  cz.base_model = o.target.string();
+  cz.force = true;
+  cz.threads = o.threads;
+  cz.version = o.version;
+  Progress progress("compress " + spec.name, 0, o.show_progress, "");
+  ASSIGN_OR_RETURN(merge::CompressReport cr, merge::Compress(cz, &progress));
+  progress.Finish();
+  RETURN_IF_ERROR(ctx.state.Mark(compact_step, compact_key));
+  Log(ctx.log,
+      fmt::format("  {}: {:.2f}% of the dense bf16 size, relative error {:.3f}, "
+                  "cosine {:.3f}",
+                  spec.name,
+                  cr.dense_bf16_bytes ? 100.0 * cr.bytes_on_disk / cr.dense_bf16_bytes : 0.0,
+                  cr.RelativeError(), cr.Cosine()));
+  return compact_key;
+}
+
+// A control variant's random or shuffled vector, written unless up to date. Returns its key.
+StatusOr<std::string> EnsureControlVector(const TransferContext& ctx, const Variant& v) {
+  const TransferOptions& o = ctx.o;
+  const fs::path control_dir = ControlVectorDir(o, v);
+  const std::string control_key =
+      KeyOf({{"vector", ctx.vector_key}, {"kind", v.control}, {"seed", v.control_seed}});
+  const std::string control_step = "control_" + v.control + std::to_string(v.control_seed);
+  if (!o.force && ctx.state.Done(control_step, control_key, control_dir)) return control_key;
+  merge::ControlOptions co;
+  co.like = ctx.vector_dir;
+  co.out = control_dir;
+  co.seed = v.control_seed;
+  co.shuffle = v.control == "shuffle";
+  co.force = true;
+  co.threads = o.threads;
+  co.version = o.version;
+  Progress progress("control", 0, o.show_progress, "B");
+  ASSIGN_OR_RETURN(merge::ControlReport cr, merge::MakeControl(co, &progress));
+  progress.Finish();
+  RETURN_IF_ERROR(ctx.state.Mark(control_step, control_key));
+  Log(ctx.log, fmt::format("  {} control (seed {}): norms matched to {:.2g} relative", v.control,
+                           v.control_seed, cr.max_relative_norm_error));
+  return control_key;
+}
+
+// The key of a variant's merged model: its inputs (writing the compact or control vector it is
+// made from first) and α.
+StatusOr<std::string> VariantKey(const TransferContext& ctx, const Variant& v) {
+  if (!v.compact.empty()) {
+    ASSIGN_OR_RETURN(std::string compact_key, EnsureCompactVector(ctx, v));
+    return KeyOf({{"target", ctx.target_id}, {"compact", compact_key}, {"alpha", v.alpha}});
+  }
+  if (v.control.empty()) {
+    return KeyOf({{"target", ctx.target_id},
+                  {"sft", ctx.sft_id},
+                  {"grpo", ctx.grpo_id},
+                  {"alpha", v.alpha},
+                  {"vocab", ctx.o.vocab_mismatch}});
+  }
+  ASSIGN_OR_RETURN(std::string control_key, EnsureControlVector(ctx, v));
+  return KeyOf({{"target", ctx.target_id}, {"control", control_key}, {"alpha", v.alpha}});
+}
+
+// Writes target + α·(the variant's vector) unless it is up to date.
+Status ApplyVariant(const TransferContext& ctx, const Variant& v, const std::string& key) {
+  const TransferOptions& o = ctx.o;
+  const std::string step = "model_" + v.id;
+  if (!o.force && ctx.state.Done(step, key, v.model_dir)) {
+    Log(ctx.log, "  " + v.id + ": up to date, reused");
+    return OkStatus();
+  }
+  merge::ApplyOptions ao;
+  ao.model = o.target;
+  ao.out = v.model_dir;
+  if (!v.compact.empty()) {
+    ao.vectors.push_back({v.compact_dir, 1.0});
+    ao.schedule.set_alpha(v.alpha);
+  } else if (v.control.empty()) {
+    ao.base = o.sft;
+    ao.tuned = o.grpo;
+    ao.direct_alpha = 1.0;
+    ao.schedule.set_alpha(v.alpha);
   } else {
-    Log(log, "[2/5] extracting v = GRPO − SFT");
-    merge::ExtractOptions eo;
-    eo.base = o.sft;
-    eo.tuned = o.grpo;
-    eo.out = vector_dir;
-    eo.dtype = o.vector_dtype;
-    eo.vocab = vocab;
-    eo.force = true;
-    eo.threads = o.threads;
-    eo.version = o.version;
-    Progress progress("extract", 0, o.show_progress, "B");
-    ASSIGN_OR_RETURN(merge::ExtractReport er, merge::Extract(eo, &progress));
-    progress.Finish();
-    for (const auto& w : er.warnings) Log(log, "  warning: " + w);
-    RETURN_IF_ERROR(state.Mark("vector", vector_key));
+    ao.vectors.push_back({ControlVectorDir(o, v), 1.0});
+    ao.schedule.set_alpha(v.alpha);
   }
-  TransferOptions local = o;  // carries the known-vector check into the report
-  if (o.check_vector) {
-    ASSIGN_OR_RETURN(std::string check, o.check_vector(vector_dir));
-    if (!local.demo_facts) local.demo_facts = json::object();
-    (*local.demo_facts)["known_vector_check"] = check;
-    Log(log, "  " + check);
-  }
-  {
-    Progress progress("stats", 0, o.show_progress, "B");
-    ASSIGN_OR_RETURN(merge::StatsReport stats,
-                     merge::ComputeStats(vector_dir, o.target, o.threads, &progress));
-    progress.Finish();
-    RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_stats.json", merge::StatsJson(stats)));
-    RETURN_IF_ERROR(WriteFileAtomic(o.workdir / "vector_layers.svg", merge::StatsSvg(stats)));
-    vector_info = json::parse(merge::StatsJson(stats), nullptr, false);
-    Log(log, fmt::format("  ‖v‖ = {:.6g}, ‖v‖/‖θ_target‖ = {:.3g}", std::sqrt(stats.total.sum_sq),
-                         stats.total.target_sum_sq > 0
-                             ? std::sqrt(stats.total.sum_sq / stats.total.target_sum_sq)
-                             : 0.0));
-  }
+  ao.vocab = ctx.vocab;
+  ao.force = true;
+  ao.threads = o.threads;
+  ao.version = o.version;
+  ao.command_line = o.command_line;
+  Progress progress(v.id, 0, o.show_progress, "B");
+  ASSIGN_OR_RETURN(merge::ApplyReport ar, merge::Apply(ao, &progress));
+  progress.Finish();
+  Log(ctx.log, fmt::format("  {}: {}", v.id, ar.formula));
+  return ctx.state.Mark(step, key);
+}
 
-  // 3. The variants: target + α·v (direct form), and the controls.
-  Log(log, "[3/5] writing the model variants");
-  std::vector<Variant> variants = PlanVariants(o);
+// Step 3: target + α·v (direct form), the compact forms and the controls.
+Status WriteVariants(const TransferContext& ctx, const std::vector<Variant>& variants) {
+  Log(ctx.log, "[3/5] writing the model variants");
   for (const Variant& v : variants) {
     if (v.id == "target") continue;
-    fs::path vec_source;
-    std::string key;
-    if (!v.compact.empty()) {
-      ASSIGN_OR_RETURN(CompactSpec spec, ParseCompactSpec(v.compact));
-      const std::string compact_key = KeyOf({{"vector", vector_key}, {"compact", v.compact}});
-      const std::string compact_step = "compact_" + spec.name;
-      if (o.force || !state.Done(compact_step, compact_key, v.compact_dir)) {
-        merge::CompressOptions cz;
-        cz.vector = vector_dir;
-        cz.out = v.compact_dir;
-        cz.method = static_cast<merge::CompactKind>(spec.method);
-        cz.rank = spec.rank;
-        cz.energy = spec.energy;
-        cz.density = spec.density;
-        cz.dare = spec.dare;
-        cz.base_model = o.target.string();
-        cz.force = true;
-        cz.threads = o.threads;
-        cz.version = o.version;
-        Progress progress("compress " + spec.name, 0, o.show_progress, "");
-        ASSIGN_OR_RETURN(merge::CompressReport cr, merge::Compress(cz, &progress));
-        progress.Finish();
-        RETURN_IF_ERROR(state.Mark(compact_step, compact_key));
-        Log(log,
-            fmt::format("  {}: {:.2f}% of the dense bf16 size, relative error {:.3f}, "
-                        "cosine {:.3f}",
-                        spec.name,
-                        cr.dense_bf16_bytes ? 100.0 * cr.bytes_on_disk / cr.dense_bf16_bytes : 0.0,
-                        cr.RelativeError(), cr.Cosine()));
-      }
-      key = KeyOf({{"target", target_id}, {"compact", compact_key}, {"alpha", v.alpha}});
-    } else if (v.control.empty()) {
-      key = KeyOf({{"target", target_id},
-                   {"sft", sft_id},
-                   {"grpo", grpo_id},
-                   {"alpha", v.alpha},
-                   {"vocab", o.vocab_mismatch}});
-    } else {
-      const fs::path control_dir = ControlVectorDir(o, v);
-      const std::string control_key =
-          KeyOf({{"vector", vector_key}, {"kind", v.control}, {"seed", v.control_seed}});
-      const std::string control_step = "control_" + v.control + std::to_string(v.control_seed);
-      if (o.force || !state.Done(control_step, control_key, control_dir)) {
-        merge::ControlOptions co2;
-        co2.like = vector_dir;
-        co2.out = control_dir;
-        co2.seed = v.control_seed;
-        co2.shuffle = v.control == "shuffle";
-        co2.force = true;
-        co2.threads = o.threads;
-        co2.version = o.version;
-        Progress progress("control", 0, o.show_progress, "B");
-        ASSIGN_OR_RETURN(merge::ControlReport cr, merge::MakeControl(co2, &progress));
-        progress.Finish();
-        RETURN_IF_ERROR(state.Mark(control_step, control_key));
-        Log(log, fmt::format("  {} control (seed {}): norms matched to {:.2g} relative", v.control,
-                             v.control_seed, cr.max_relative_norm_error));
-      }
-      key = KeyOf({{"target", target_id}, {"control", control_key}, {"alpha", v.alpha}});
-    }
-    if (ServesLoraModule(o, v)) {
-      Log(log, "  " + v.id + ": served as a LoRA module of the target (no merged model)");
+    ASSIGN_OR_RETURN(std::string key, VariantKey(ctx, v));
+    if (ServesLoraModule(ctx.o, v)) {
+      Log(ctx.log, "  " + v.id + ": served as a LoRA module of the target (no merged model)");
       continue;
     }
-    const std::string step = "model_" + v.id;
-    if (!o.force && state.Done(step, key, v.model_dir)) {
-      Log(log, "  " + v.id + ": up to date, reused");
-      continue;
-    }
-    merge::ApplyOptions ao;
-    ao.model = o.target;
-    ao.out = v.model_dir;
-    if (!v.compact.empty()) {
-      ao.vectors.push_back({v.compact_dir, 1.0});
-      ao.schedule.set_alpha(v.alpha);
-    } else if (v.control.empty()) {
-      ao.base = o.sft;
-      ao.tuned = o.grpo;
-      ao.direct_alpha = 1.0;
-      ao.schedule.set_alpha(v.alpha);
-    } else {
-      ao.vectors.push_back({ControlVectorDir(o, v), 1.0});
-      ao.schedule.set_alpha(v.alpha);
-    }
-    ao.vocab = vocab;
-    ao.force = true;
-    ao.threads = o.threads;
-    ao.version = o.version;
-    ao.command_line = o.command_line;
-    Progress progress(v.id, 0, o.show_progress, "B");
-    ASSIGN_OR_RETURN(merge::ApplyReport ar, merge::Apply(ao, &progress));
-    progress.Finish();
-    Log(log, fmt::format("  {}: {}", v.id, ar.formula));
-    RETURN_IF_ERROR(state.Mark(step, key));
+    RETURN_IF_ERROR(ApplyVariant(ctx, v, key));
   }
+  return OkStatus();
+}
 
-  // 4. Evaluations: same tasks, seed and prompts for every variant.
-  Log(log,
+// Evaluates one variant unless its results are up to date; appends it to `finished_runs` unless
+// its backend is not ready (an openai endpoint that does not serve it).
+Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
+                       std::vector<std::pair<Variant, fs::path>>* finished_runs) {
+  const TransferOptions& o = ctx.o;
+  const fs::path run_dir = o.workdir / "runs" / v.id;
+  std::error_code ec;
+  fs::create_directories(run_dir.parent_path(), ec);
+  ASSIGN_OR_RETURN(json model_id, ModelIdentity(v.model_dir));
+  json eval_key_json = {
+      {"model", model_id},
+      {"tasks", o.tasks},
+      {"limit", o.limit ? json(*o.limit) : json(nullptr)},
+      {"seed", o.seed},
+      {"chat", o.chat},
+      {"system", o.system_instruction ? json(*o.system_instruction) : json(nullptr)},
+      {"backend", o.backend}};
+  if (o.backend == "local" && o.bf16_activations) eval_key_json["activations"] = "bf16";
+  const std::string key = KeyOf(eval_key_json);
+  const std::string step = "eval_" + v.id;
+  if (!o.force && ctx.state.Done(step, key, run_dir / "results.json")) {
+    Log(ctx.log, "  " + v.id + ": results up to date, reused");
+    finished_runs->emplace_back(v, run_dir);
+    return OkStatus();
+  }
+  EvalSetup setup;
+  ASSIGN_OR_RETURN(bool ready, MakeBackend(o, v, &setup, ctx.log));
+  if (!ready) return OkStatus();
+  eval::EvalOptions eo;
+  eo.tasks = o.tasks;
+  eo.data_dir = o.data_dir;
+  eo.limit = o.limit;
+  eo.seed = o.seed;
+  if (o.chat) {
+    ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::FromModelDir(v.model_dir));
+    setup.chat_template = std::make_unique<ChatTemplate>(std::move(tmpl));
+    eo.chat_template = setup.chat_template.get();
+  }
+  eo.system_instruction = o.system_instruction;
+  eo.output_dir = run_dir;
+  // A run whose key changed is redone; an interrupted run with the same key resumes.
+  eo.force =
+      o.force || (ctx.state.Has(step) && !ctx.state.Done(step, key, run_dir / "results.json") &&
+                  fs::exists(run_dir / "results.json"));
+  eo.provenance = {{"model", model_id}, {"variant", v.id}, {"rvec_version", o.version}};
+  if (o.backend == "local" && o.bf16_activations) eo.provenance["activations"] = "bf16";
+  eo.show_progress = o.show_progress;
+  Log(ctx.log, "  " + v.id + " ...");
+  ASSIGN_OR_RETURN(json results, eval::RunEvaluation(*setup.backend, eo));
+  RETURN_IF_ERROR(ctx.state.Mark(step, key));
+  finished_runs->emplace_back(v, run_dir);
+  return OkStatus();
+}
+
+// Step 4: the same tasks, seed and prompts for every variant.
+StatusOr<std::vector<std::pair<Variant, fs::path>>> EvaluateVariants(
+    const TransferContext& ctx, const std::vector<Variant>& variants) {
+  const TransferOptions& o = ctx.o;
+  Log(ctx.log,
       fmt::format("[4/5] evaluating {} variants on {}", variants.size(), fmt::join(o.tasks, ",")));
   eval::CodeExecutionOptions exec = eval::GetCodeExecutionOptions();
   exec.allow = o.allow_code_execution;
   eval::SetCodeExecutionOptions(exec);
   std::vector<std::pair<Variant, fs::path>> finished_runs;
-  for (const Variant& v : variants) {
-    const fs::path run_dir = o.workdir / "runs" / v.id;
-    fs::create_directories(run_dir.parent_path(), ec);
-    ASSIGN_OR_RETURN(json model_id, ModelIdentity(v.model_dir));
-    json eval_key_json = {
-        {"model", model_id},
-        {"tasks", o.tasks},
-        {"limit", o.limit ? json(*o.limit) : json(nullptr)},
-        {"seed", o.seed},
-        {"chat", o.chat},
-        {"system", o.system_instruction ? json(*o.system_instruction) : json(nullptr)},
-        {"backend", o.backend}};
-    if (o.backend == "local" && o.bf16_activations) eval_key_json["activations"] = "bf16";
-    const std::string key = KeyOf(eval_key_json);
-    const std::string step = "eval_" + v.id;
-    if (!o.force && state.Done(step, key, run_dir / "results.json")) {
-      Log(log, "  " + v.id + ": results up to date, reused");
-      finished_runs.emplace_back(v, run_dir);
-      continue;
-    }
-    EvalSetup setup;
-    ASSIGN_OR_RETURN(bool ready, MakeBackend(o, v, &setup, log));
-    if (!ready) continue;
-    eval::EvalOptions eo;
-    eo.tasks = o.tasks;
-    eo.data_dir = o.data_dir;
-    eo.limit = o.limit;
-    eo.seed = o.seed;
-    if (o.chat) {
-      ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::FromModelDir(v.model_dir));
-      setup.chat_template = std::make_unique<ChatTemplate>(std::move(tmpl));
-      eo.chat_template = setup.chat_template.get();
-    }
-    eo.system_instruction = o.system_instruction;
-    eo.output_dir = run_dir;
-    // A run whose key changed is redone; an interrupted run with the same key resumes.
-    eo.force = o.force || (state.Has(step) && !state.Done(step, key, run_dir / "results.json") &&
-                           fs::exists(run_dir / "results.json"));
-    eo.provenance = {{"model", model_id}, {"variant", v.id}, {"rvec_version", o.version}};
-    if (o.backend == "local" && o.bf16_activations) eo.provenance["activations"] = "bf16";
-    eo.show_progress = o.show_progress;
-    Log(log, "  " + v.id + " ...");
-    ASSIGN_OR_RETURN(json results, eval::RunEvaluation(*setup.backend, eo));
-    RETURN_IF_ERROR(state.Mark(step, key));
-    finished_runs.emplace_back(v, run_dir);
-  }
+  for (const Variant& v : variants) RETURN_IF_ERROR(EvaluateVariant(ctx, v, &finished_runs));
+  return finished_runs;
+}
 
-  // 5. The report.
+// Step 5: report.{md,html,json}.
+StatusOr<TransferResult> WriteReport(const TransferOptions& report_options, const LogFn& log,
+                                     json compat, json vector_info,
+                                     const std::vector<Variant>& variants,
+                                     std::vector<std::pair<Variant, fs::path>> finished_runs) {
   Log(log, "[5/5] writing the report");
   TransferResult result;
   result.variants = variants;
   ReportInputs ri;
-  ri.options = &local;
-  ri.compat = compat;
-  ri.vector_stats = vector_info;
-  ri.runs = finished_runs;
+  ri.options = &report_options;
+  ri.compat = std::move(compat);
+  ri.vector_stats = std::move(vector_info);
+  ri.runs = std::move(finished_runs);
   ri.all_variants = variants;
   ASSIGN_OR_RETURN(result.report, WriteTransferReport(ri));
-  result.report_md = o.workdir / "report.md";
-  result.report_html = o.workdir / "report.html";
-  result.report_json = o.workdir / "report.json";
+  const fs::path& workdir = report_options.workdir;
+  result.report_md = workdir / "report.md";
+  result.report_html = workdir / "report.html";
+  result.report_json = workdir / "report.json";
   return result;
+}
+
+}  // namespace
+
+StatusOr<TransferResult> RunTransfer(const TransferOptions& o, const LogFn& log) {
+  RETURN_IF_ERROR(ValidateTransferOptions(o));
+  std::error_code ec;
+  fs::create_directories(o.workdir / "models", ec);
+  if (ec) return IoError("{}: cannot create: {}", o.workdir.string(), ec.message());
+  StepState state(o.workdir / "state.json");
+
+  merge::VocabMode vocab{};
+  ASSIGN_OR_RETURN(json compat, CheckModels(o, log, &vocab));
+  RETURN_IF_ERROR(CheckDiskSpace(o, log));
+  TransferContext ctx{o, log, state, vocab, {}, {}, {}, o.workdir / "vector", {}};
+  ASSIGN_OR_RETURN(ctx.sft_id, ModelIdentity(o.sft));
+  ASSIGN_OR_RETURN(ctx.grpo_id, ModelIdentity(o.grpo));
+  ASSIGN_OR_RETURN(ctx.target_id, ModelIdentity(o.target));
+  ctx.vector_key = KeyOf({{"sft", ctx.sft_id},
+                          {"grpo", ctx.grpo_id},
+                          {"dtype", DTypeName(o.vector_dtype)},
+                          {"vocab", o.vocab_mismatch}});
+
+  RETURN_IF_ERROR(ExtractVector(ctx));
+  TransferOptions report_options = o;  // carries the known-vector check into the report
+  RETURN_IF_ERROR(CheckKnownVector(ctx, &report_options));
+  ASSIGN_OR_RETURN(json vector_info, WriteVectorStats(ctx));
+  const std::vector<Variant> variants = PlanVariants(o);
+  RETURN_IF_ERROR(WriteVariants(ctx, variants));
+  ASSIGN_OR_RETURN(auto finished_runs, EvaluateVariants(ctx, variants));
+  return WriteReport(report_options, log, std::move(compat), std::move(vector_info), variants,
+                     std::move(finished_runs));
 }
 
 }  // namespace rvec::pipeline

@@ -69,7 +69,7 @@ class LocalBackend : public Backend {
 
   StatusOr<std::vector<LoglikelihoodResult>> LogLikelihood(
       const std::vector<LoglikelihoodRequest>& requests, Progress* progress) override {
-    std::vector<rvec::LogLikelihoodRequest> reqs;
+    std::vector<rvec::LoglikelihoodRequest> reqs;
     reqs.reserve(requests.size());
     for (const auto& r : requests) reqs.push_back({r.context, r.continuation});
     ASSIGN_OR_RETURN(auto results, engine_->LogLikelihood(reqs, progress));

@@ -183,6 +183,235 @@ void ChildWrite(const char* message) {
   (void)ignored;
 }
 
+// Removes unsafe mode's private working directory when the run ends, however it ends.
+struct WorkdirCleanup {
+  std::string path;
+  ~WorkdirCleanup() {
+    if (!path.empty()) {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  }
+};
+
+// Every descriptor one run opens: the child keeps the program, /dev/null and the write ends; the
+// parent reads the rest.
+struct RunFds {
+  Fd program, out_r, out_w, err_r, err_w, ok_r, ok_w, null;
+};
+
+// Returns why the descriptors could not be opened, or "" when they all are.
+std::string OpenRunFds(const std::string& program, RunFds* fds) {
+  fds->program.fd = static_cast<int>(syscall(SYS_memfd_create, "rvec-program", MFD_CLOEXEC));
+  if (fds->program.fd < 0) return fmt::format("memfd_create: {}", strerror(errno));
+  for (size_t done = 0; done < program.size();) {
+    const ssize_t n = write(fds->program.fd, program.data() + done, program.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fmt::format("writing the program: {}", strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  lseek(fds->program.fd, 0, SEEK_SET);
+
+  int out_pipe[2], err_pipe[2], ok_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return "pipe2 failed";
+  fds->out_r.fd = out_pipe[0];
+  fds->out_w.fd = out_pipe[1];
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) return "pipe2 failed";
+  fds->err_r.fd = err_pipe[0];
+  fds->err_w.fd = err_pipe[1];
+  if (pipe2(ok_pipe, O_CLOEXEC) != 0) return "pipe2 failed";
+  fds->ok_r.fd = ok_pipe[0];
+  fds->ok_w.fd = ok_pipe[1];
+  fds->null.fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fds->null.fd < 0) return "cannot open /dev/null";
+  return "";
+}
+
+// Everything the child uses after fork, prepared beforehand: the child may only make
+// async-signal-safe calls, so it must not allocate.
+struct ChildPlan {
+  const RunFds* fds;
+  const SandboxOptions* options;
+  uint64_t cpu_s;
+  bool as_root;
+  uid_t slot_uid;
+  const std::string* workdir;  // empty in the sandbox
+  const CArgs* argv;
+  const CArgs* envp;
+};
+
+// The forked child: limits, privilege drop, exec. Never returns.
+[[noreturn]] void RunChild(const ChildPlan& plan) {
+  // Child: async-signal-safe calls only.
+  const RunFds& fds = *plan.fds;
+  const SandboxOptions& options = *plan.options;
+  setsid();  // own process group, so the timeout can kill everything left in it
+  dup2(fds.null.fd, 0);
+  dup2(fds.out_w.fd, 1);
+  dup2(fds.err_w.fd, 2);
+  // Nothing the parent opened elsewhere (other threads' files) may leak into the sandbox.
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  fcntl(fds.program.fd, F_SETFD, 0);
+  fcntl(fds.ok_w.fd, F_SETFD, 0);
+  SetLimit(RLIMIT_AS, options.address_space_bytes);
+  SetLimit(RLIMIT_CPU, plan.cpu_s, 1);  // SIGXCPU first (named in the reason), SIGKILL 1 s later
+  SetLimit(RLIMIT_FSIZE, options.file_size_bytes);
+  SetLimit(RLIMIT_CORE, 0);
+  SetLimit(RLIMIT_NOFILE, options.max_open_files);
+  if (plan.as_root) {
+    if (setgroups(0, nullptr) != 0 || setresgid(plan.slot_uid, plan.slot_uid, plan.slot_uid) != 0 ||
+        setresuid(plan.slot_uid, plan.slot_uid, plan.slot_uid) != 0) {
+      ChildWrite("rvec sandbox: cannot drop root privileges\n");
+      _exit(126);
+    }
+  }
+  if (!plan.workdir->empty() && chdir(plan.workdir->c_str()) != 0) _exit(126);
+  execve(plan.argv->ptrs[0], plan.argv->ptrs.data(), plan.envp->ptrs.data());
+  ChildWrite("rvec sandbox: exec failed: ");
+  ChildWrite(plan.argv->ptrs[0]);
+  ChildWrite("\n");
+  _exit(127);
+}
+
+// How the parent's watch over a run ended.
+struct WatchEnd {
+  bool exited = false, timed_out = false, output_limit = false, sentinel = false;
+};
+
+// Reads what is ready on `fd` into `keep` (up to `capacity` bytes kept, the rest only counted);
+// closes `fd` at end of file.
+void Drain(Fd& fd, char* buffer, size_t buffer_size, size_t capacity, std::string& keep,
+           uint64_t& total) {
+  const ssize_t n = read(fd.fd, buffer, buffer_size);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    fd.Close();
+    return;
+  }
+  total += static_cast<uint64_t>(n);
+  if (keep.size() < capacity) {
+    keep.append(buffer, std::min<size_t>(static_cast<size_t>(n), capacity - keep.size()));
+  }
+}
+
+// Collects the child's output and success byte until it exits (plus a moment for buffered
+// output), the wall-clock deadline passes, or its output exceeds the kill limit. The child is
+// left unreaped.
+WatchEnd Watch(pid_t pid, RunFds& fds, Fd& pidfd, const SandboxOptions& options,
+               std::chrono::steady_clock::time_point start, ExecResult* result) {
+  const auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(options.timeout_s));
+  WatchEnd end;
+  std::chrono::steady_clock::time_point exit_time;
+  char buffer[65536];
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!end.exited && now >= deadline) {
+      end.timed_out = true;
+      break;
+    }
+    // After the main process exits, give the pipes a moment to deliver what is buffered.
+    if (end.exited && (now - exit_time > std::chrono::milliseconds(500) ||
+                       (fds.out_r.fd < 0 && fds.err_r.fd < 0 && fds.ok_r.fd < 0))) {
+      break;
+    }
+    struct pollfd pfds[4];
+    int nfds = 0;
+    Fd* owners[4];
+    for (Fd* f : {&fds.out_r, &fds.err_r, &fds.ok_r}) {
+      if (f->fd >= 0) {
+        pfds[nfds] = {f->fd, POLLIN, 0};
+        owners[nfds++] = f;
+      }
+    }
+    if (!end.exited && pidfd.fd >= 0) {
+      pfds[nfds] = {pidfd.fd, POLLIN, 0};
+      owners[nfds++] = &pidfd;
+    }
+    auto wait_until = end.exited ? exit_time + std::chrono::milliseconds(500) : deadline;
+    int wait_ms =
+        static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count()) +
+        1;
+    if (pidfd.fd < 0 && !end.exited) wait_ms = std::min(wait_ms, 10);  // no pidfd: poll waitid
+    const int ready = poll(pfds, static_cast<nfds_t>(nfds), std::max(wait_ms, 0));
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < nfds && ready > 0; ++i) {
+      if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (owners[i] == &fds.out_r) {
+        Drain(fds.out_r, buffer, sizeof(buffer), options.output_capture_bytes, result->stdout_text,
+              result->stdout_bytes);
+      }
+      if (owners[i] == &fds.err_r) {
+        Drain(fds.err_r, buffer, sizeof(buffer), options.output_capture_bytes, result->stderr_text,
+              result->stderr_bytes);
+      }
+      if (owners[i] == &fds.ok_r) {
+        const ssize_t n = read(fds.ok_r.fd, buffer, sizeof(buffer));
+        if (n > 0) end.sentinel = true;
+        if (n == 0) fds.ok_r.Close();
+      }
+    }
+    if (result->stdout_bytes + result->stderr_bytes > options.output_kill_bytes) {
+      end.output_limit = true;
+      break;
+    }
+    if (!end.exited) {
+      // WNOWAIT: leave the zombie unreaped, so its pid (our process group id) cannot be reused
+      // before the group kill that follows the watch.
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        end.exited = true;
+        exit_time = std::chrono::steady_clock::now();
+        result->elapsed_ms = MsSince(start);
+      }
+    }
+  }
+  return end;
+}
+
+// Turns how the watch ended and the wait status into the run's outcome and reason.
+void SetOutcome(const SandboxOptions& options, const WatchEnd& end, int status,
+                ExecResult* result) {
+  if (end.timed_out) {
+    result->outcome = ExecOutcome::kTimeout;
+    result->reason = fmt::format("wall-clock timeout after {} s", options.timeout_s);
+    return;
+  }
+  if (end.output_limit) {
+    result->outcome = ExecOutcome::kFailed;
+    result->reason = fmt::format("output limit exceeded ({} bytes)", options.output_kill_bytes);
+    return;
+  }
+  if (WIFSIGNALED(status)) {
+    result->signal = WTERMSIG(status);
+    result->outcome = ExecOutcome::kFailed;
+    result->reason = fmt::format("killed by {} ({})", SignalName(result->signal), result->signal);
+    return;
+  }
+  result->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  // bwrap reports a program killed by a signal as exit status 128 + signal.
+  if (!options.unsafe_no_sandbox && result->exit_code > 128 && result->exit_code < 128 + 65) {
+    result->signal = result->exit_code - 128;
+    result->outcome = ExecOutcome::kFailed;
+    result->reason = fmt::format("killed by {} ({})", SignalName(result->signal), result->signal);
+    return;
+  }
+  if (result->exit_code == 0 && end.sentinel) {
+    result->outcome = ExecOutcome::kPassed;
+    return;
+  }
+  result->outcome = ExecOutcome::kFailed;
+  if (result->exit_code == 0) {
+    result->reason = "exited before finishing the program";
+  } else {
+    const std::string last = LastLine(result->stderr_text);
+    result->reason =
+        fmt::format("exit code {}{}{}", result->exit_code, last.empty() ? "" : ": ", last);
+  }
+}
+
 }  // namespace
 
 const char* ExecOutcomeName(ExecOutcome outcome) {
@@ -371,25 +600,10 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
     return result;
   };
 
-  Fd program_fd(static_cast<int>(syscall(SYS_memfd_create, "rvec-program", MFD_CLOEXEC)));
-  if (program_fd.fd < 0) return fail(fmt::format("memfd_create: {}", strerror(errno)));
-  for (size_t done = 0; done < program.size();) {
-    const ssize_t n = write(program_fd.fd, program.data() + done, program.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail(fmt::format("writing the program: {}", strerror(errno)));
-    done += static_cast<size_t>(n);
+  RunFds fds;
+  if (std::string error = OpenRunFds(program, &fds); !error.empty()) {
+    return fail(std::move(error));
   }
-  lseek(program_fd.fd, 0, SEEK_SET);
-
-  int out_pipe[2], err_pipe[2], ok_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed");
-  Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed");
-  Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
-  if (pipe2(ok_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed");
-  Fd ok_r(ok_pipe[0]), ok_w(ok_pipe[1]);
-  Fd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (null_fd.fd < 0) return fail("cannot open /dev/null");
 
   // Unsafe mode still gets a private, empty working directory.
   std::string workdir;
@@ -398,186 +612,41 @@ ExecResult Sandbox::Run(const std::string& program, size_t slot) const {
     if (mkdtemp(templ.data()) == nullptr) return fail("mkdtemp failed");
     workdir = templ;
   }
-  struct WorkdirCleanup {
-    std::string path;
-    ~WorkdirCleanup() {
-      if (!path.empty()) {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-      }
-    }
-  } workdir_cleanup{workdir};
+  WorkdirCleanup workdir_cleanup{workdir};
 
   const bool as_root = geteuid() == 0;
   const uid_t slot_uid = kSlotUidBase + static_cast<uid_t>(slot % kMaxSlots);
   if (as_root && !workdir.empty()) {
     if (chown(workdir.c_str(), slot_uid, slot_uid) != 0) return fail("chown of workdir failed");
   }
-  CArgs argv(BuildCommand(program_fd.fd, ok_w.fd));
+  CArgs argv(BuildCommand(fds.program.fd, fds.ok_w.fd));
   CArgs envp(sandboxed()
                  ? std::vector<std::string>{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
                  : std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + workdir, "LANG=C.UTF-8",
                                             "PYTHONHASHSEED=0", "PYTHONDONTWRITEBYTECODE=1",
                                             "OMP_NUM_THREADS=1"});
   const uint64_t cpu_s = static_cast<uint64_t>(std::ceil(options_.cpu_s));
+  const ChildPlan plan{&fds, &options_, cpu_s, as_root, slot_uid, &workdir, &argv, &envp};
 
   const pid_t pid = fork();
   if (pid < 0) return fail(fmt::format("fork: {}", strerror(errno)));
-  if (pid == 0) {
-    // Child: async-signal-safe calls only.
-    setsid();  // own process group, so the timeout can kill everything left in it
-    dup2(null_fd.fd, 0);
-    dup2(out_w.fd, 1);
-    dup2(err_w.fd, 2);
-    // Nothing the parent opened elsewhere (other threads' files) may leak into the sandbox.
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    fcntl(program_fd.fd, F_SETFD, 0);
-    fcntl(ok_w.fd, F_SETFD, 0);
-    SetLimit(RLIMIT_AS, options_.address_space_bytes);
-    SetLimit(RLIMIT_CPU, cpu_s, 1);  // SIGXCPU first (named in the reason), SIGKILL 1 s later
-    SetLimit(RLIMIT_FSIZE, options_.file_size_bytes);
-    SetLimit(RLIMIT_CORE, 0);
-    SetLimit(RLIMIT_NOFILE, options_.max_open_files);
-    if (as_root) {
-      if (setgroups(0, nullptr) != 0 || setresgid(slot_uid, slot_uid, slot_uid) != 0 ||
-          setresuid(slot_uid, slot_uid, slot_uid) != 0) {
-        ChildWrite("rvec sandbox: cannot drop root privileges\n");
-        _exit(126);
-      }
-    }
-    if (!workdir.empty() && chdir(workdir.c_str()) != 0) _exit(126);
-    execve(argv.ptrs[0], argv.ptrs.data(), envp.ptrs.data());
-    ChildWrite("rvec sandbox: exec failed: ");
-    ChildWrite(argv.ptrs[0]);
-    ChildWrite("\n");
-    _exit(127);
-  }
-  out_w.Close();
-  err_w.Close();
-  ok_w.Close();
-  program_fd.Close();
-  null_fd.Close();
+  if (pid == 0) RunChild(plan);
+  fds.out_w.Close();
+  fds.err_w.Close();
+  fds.ok_w.Close();
+  fds.program.Close();
+  fds.null.Close();
   Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
 
-  const auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                    std::chrono::duration<double>(options_.timeout_s));
-  bool exited = false, timed_out = false, output_limit = false, sentinel = false;
-  int status = 0;
-  std::chrono::steady_clock::time_point exit_time;
-  char buffer[65536];
-  auto drain = [&](Fd& fd, std::string& keep, uint64_t& total) {
-    const ssize_t n = read(fd.fd, buffer, sizeof(buffer));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n <= 0) {
-      fd.Close();
-      return;
-    }
-    total += static_cast<uint64_t>(n);
-    if (keep.size() < options_.output_capture_bytes) {
-      keep.append(buffer, std::min<size_t>(static_cast<size_t>(n),
-                                           options_.output_capture_bytes - keep.size()));
-    }
-  };
-  for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!exited && now >= deadline) {
-      timed_out = true;
-      break;
-    }
-    // After the main process exits, give the pipes a moment to deliver what is buffered.
-    if (exited && (now - exit_time > std::chrono::milliseconds(500) ||
-                   (out_r.fd < 0 && err_r.fd < 0 && ok_r.fd < 0))) {
-      break;
-    }
-    struct pollfd fds[4];
-    int nfds = 0;
-    Fd* owners[4];
-    for (Fd* f : {&out_r, &err_r, &ok_r}) {
-      if (f->fd >= 0) {
-        fds[nfds] = {f->fd, POLLIN, 0};
-        owners[nfds++] = f;
-      }
-    }
-    if (!exited && pidfd.fd >= 0) {
-      fds[nfds] = {pidfd.fd, POLLIN, 0};
-      owners[nfds++] = &pidfd;
-    }
-    auto wait_until = exited ? exit_time + std::chrono::milliseconds(500) : deadline;
-    int wait_ms =
-        static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count()) +
-        1;
-    if (pidfd.fd < 0 && !exited) wait_ms = std::min(wait_ms, 10);  // no pidfd: poll waitid
-    const int ready = poll(fds, static_cast<nfds_t>(nfds), std::max(wait_ms, 0));
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < nfds && ready > 0; ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (owners[i] == &out_r) drain(out_r, result.stdout_text, result.stdout_bytes);
-      if (owners[i] == &err_r) drain(err_r, result.stderr_text, result.stderr_bytes);
-      if (owners[i] == &ok_r) {
-        const ssize_t n = read(ok_r.fd, buffer, sizeof(buffer));
-        if (n > 0) sentinel = true;
-        if (n == 0) ok_r.Close();
-      }
-    }
-    if (result.stdout_bytes + result.stderr_bytes > options_.output_kill_bytes) {
-      output_limit = true;
-      break;
-    }
-    if (!exited) {
-      // WNOWAIT: leave the zombie unreaped, so its pid (our process group id) cannot be reused
-      // before the group kill below.
-      siginfo_t info{};
-      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == pid) {
-        exited = true;
-        exit_time = std::chrono::steady_clock::now();
-        result.elapsed_ms = MsSince(start);
-      }
-    }
-  }
+  const WatchEnd end = Watch(pid, fds, pidfd, options_, start, &result);
   // Whatever is still in the process group goes (in the sandbox the pid namespace dies with
   // bwrap through --die-with-parent; this also covers unsafe mode's stragglers).
   kill(-pid, SIGKILL);
+  int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!exited) result.elapsed_ms = MsSince(start);
-  if (timed_out) {
-    result.outcome = ExecOutcome::kTimeout;
-    result.reason = fmt::format("wall-clock timeout after {} s", options_.timeout_s);
-    return result;
-  }
-  if (output_limit) {
-    result.outcome = ExecOutcome::kFailed;
-    result.reason = fmt::format("output limit exceeded ({} bytes)", options_.output_kill_bytes);
-    return result;
-  }
-  if (WIFSIGNALED(status)) {
-    result.signal = WTERMSIG(status);
-    result.outcome = ExecOutcome::kFailed;
-    result.reason = fmt::format("killed by {} ({})", SignalName(result.signal), result.signal);
-    return result;
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  // bwrap reports a program killed by a signal as exit status 128 + signal.
-  if (sandboxed() && result.exit_code > 128 && result.exit_code < 128 + 65) {
-    result.signal = result.exit_code - 128;
-    result.outcome = ExecOutcome::kFailed;
-    result.reason = fmt::format("killed by {} ({})", SignalName(result.signal), result.signal);
-    return result;
-  }
-  if (result.exit_code == 0 && sentinel) {
-    result.outcome = ExecOutcome::kPassed;
-    return result;
-  }
-  result.outcome = ExecOutcome::kFailed;
-  if (result.exit_code == 0) {
-    result.reason = "exited before finishing the program";
-  } else {
-    const std::string last = LastLine(result.stderr_text);
-    result.reason =
-        fmt::format("exit code {}{}{}", result.exit_code, last.empty() ? "" : ": ", last);
-  }
+  if (!end.exited) result.elapsed_ms = MsSince(start);
+  SetOutcome(options_, end, status, &result);
   return result;
 }
 

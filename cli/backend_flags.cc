@@ -1,0 +1,15 @@
+// Registers the backend flags shared by `rvec eval` and `rvec transfer`.
+#include "cli/backend_flags.h"
+
+namespace rvec::cli {
+
+void AddBackendFlags(CLI::App* app, BackendFlags* flags) {
+  app->add_option("--backend", flags->kind, "local (default), openai or replay");
+  app->add_option("--endpoint", flags->endpoint, "openai: base URL, e.g. http://127.0.0.1:8000/v1");
+  app->add_option("--concurrency", flags->concurrency, "openai: requests in flight (default 4)");
+  app->add_flag("--bf16-activations", flags->bf16_activations,
+                "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
+                "logits differ by ~1e-2; recorded in results.json)");
+}
+
+}  // namespace rvec::cli
