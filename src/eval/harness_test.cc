@@ -86,6 +86,30 @@ double Em(const std::string& pred, const std::string& ref) {
   return *r;
 }
 
+TEST(JsonLines, LineNumbersBlankLinesAndATruncatedTail) {
+  const std::string text = "{\"a\": 1}\n\n  \n{\"a\": 2}\n{\"a\": 3}";
+  std::vector<std::pair<int, size_t>> seen;
+  auto visit = [&](Doc&& d, size_t line) {
+    seen.emplace_back(d["a"].get<int>(), line);
+    return OkStatus();
+  };
+  ASSERT_TRUE(ForEachJsonLine(text, "x.jsonl", visit).ok());
+  EXPECT_EQ(seen, (std::vector<std::pair<int, size_t>>{{1, 1}, {2, 4}, {3, 5}}));
+  // A half-written last line is an error, unless the caller accepts a truncated tail.
+  const std::string cut = "{\"a\": 1}\n{\"a\": ";
+  seen.clear();
+  const Status s = ForEachJsonLine(cut, "x.jsonl", visit);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("x.jsonl: line 2 is not a JSON object"), std::string::npos);
+  bool truncated = false;
+  seen.clear();
+  EXPECT_TRUE(ForEachJsonLine(cut, "x.jsonl", visit, &truncated).ok());
+  EXPECT_TRUE(truncated);
+  EXPECT_EQ(seen.size(), 1u);
+  // A bad line that is not the last stays an error even then.
+  EXPECT_FALSE(ForEachJsonLine("[1]\n{}\n", "x.jsonl", visit, &truncated).ok());
+}
+
 TEST(Gsm8k, ExactMatchNormalisation) {
   const std::string ref = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72";
   EXPECT_EQ(Em("72", ref), 1.0);

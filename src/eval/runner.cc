@@ -124,25 +124,13 @@ StatusOr<std::vector<nlohmann::json>> ReadSamplesFile(const fs::path& path, bool
   *truncated = false;
   if (!fs::exists(path)) return out;
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  size_t pos = 0, line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    const bool last_unterminated = end == std::string::npos;
-    if (last_unterminated) end = text.size();
-    ++line_no;
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      if (last_unterminated) {
-        *truncated = true;
-        break;
-      }
-      return DataLoss("{}: line {} is not a JSON object", path.string(), line_no);
-    }
-    out.push_back(std::move(j));
-  }
+  RETURN_IF_ERROR(ForEachJsonLine(
+      text, path.string(),
+      [&](nlohmann::json&& j, size_t) {
+        out.push_back(std::move(j));
+        return OkStatus();
+      },
+      truncated));
   if (!text.empty() && text.back() != '\n' && !*truncated) *truncated = true;
   return out;
 }

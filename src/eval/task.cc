@@ -374,22 +374,37 @@ StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path) {
   return ParseJsonLines(text, path.string());
 }
 
-StatusOr<std::vector<Doc>> ParseJsonLines(std::string_view text, const std::string& label) {
-  std::vector<Doc> docs;
+Status ForEachJsonLine(std::string_view text, const std::string& label,
+                       const std::function<Status(Doc&&, size_t line_no)>& fn, bool* truncated) {
+  if (truncated) *truncated = false;
   size_t line_no = 0;
   for (size_t pos = 0; pos < text.size();) {
     size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
+    const bool unterminated = end == std::string::npos;
+    if (unterminated) end = text.size();
     ++line_no;
     std::string_view line(text.data() + pos, end - pos);
     pos = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     Doc d = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (d.is_discarded() || !d.is_object()) {
+      if (unterminated && truncated) {
+        *truncated = true;
+        return OkStatus();
+      }
       return DataLoss("{}: line {} is not a JSON object", label, line_no);
     }
-    docs.push_back(std::move(d));
+    RETURN_IF_ERROR(fn(std::move(d), line_no));
   }
+  return OkStatus();
+}
+
+StatusOr<std::vector<Doc>> ParseJsonLines(std::string_view text, const std::string& label) {
+  std::vector<Doc> docs;
+  RETURN_IF_ERROR(ForEachJsonLine(text, label, [&](Doc&& d, size_t) {
+    docs.push_back(std::move(d));
+    return OkStatus();
+  }));
   return docs;
 }
 

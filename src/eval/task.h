@@ -249,7 +249,14 @@ Filter TakeFirstFilter(std::string name);
 // Data helpers: JSON Lines / JSON array files (plain, or FILE.gz beside the named path) with clear
 // errors naming the file and line.
 StatusOr<std::vector<Doc>> ReadJsonLines(const std::filesystem::path& path);
-// The JSON Lines parser behind ReadJsonLines (blank lines skipped; errors say "LABEL: line N").
+// The one JSON Lines reader (data sets, samples files, saved responses): calls fn with every
+// non-blank line parsed as a JSON object and its 1-based line number. A line that is not an object
+// is an error "LABEL: line N is not a JSON object" -- unless it is the unterminated last line and
+// `truncated` is given (a write interrupted by a kill), which sets *truncated and stops there.
+Status ForEachJsonLine(std::string_view text, const std::string& label,
+                       const std::function<Status(Doc&&, size_t line_no)>& fn,
+                       bool* truncated = nullptr);
+// All lines of ForEachJsonLine as a vector.
 StatusOr<std::vector<Doc>> ParseJsonLines(std::string_view text, const std::string& label);
 StatusOr<std::vector<Doc>> ReadJsonArray(const std::filesystem::path& path,
                                          const std::string& key = "");

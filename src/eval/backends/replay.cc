@@ -35,58 +35,53 @@ class ReplayBackend : public Backend {
 
   Status LoadFile(const std::filesystem::path& file) {
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
-    size_t pos = 0, line_no = 0;
-    while (pos < text.size()) {
-      size_t end = text.find('\n', pos);
-      if (end == std::string::npos) end = text.size();
-      ++line_no;
-      std::string_view line(text.data() + pos, end - pos);
-      pos = end + 1;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      const std::string where = file.string() + ":" + std::to_string(line_no);
-      if (j.is_discarded() || !j.is_object()) return DataLoss("{}: not a JSON object", where);
-      if (!j.contains("task") || !j["task"].is_string() || !j.contains("doc_id") ||
-          !j["doc_id"].is_number_unsigned()) {
-        return DataLoss("{}: needs \"task\" (string) and \"doc_id\" (integer)", where);
-      }
-      const std::string task = j["task"];
-      const size_t doc = j["doc_id"];
-      bool used = false;
-      for (const char* k : {"raw_output", "output"}) {
-        if (j.contains(k) && j[k].is_string()) {
-          gens_[{task, doc, 0}] = j[k].get<std::string>();
-          used = true;
-          break;
-        }
-      }
-      if (!used && j.contains("loglikelihoods") && j["loglikelihoods"].is_array()) {
-        const auto& lls = j["loglikelihoods"];
-        for (size_t c = 0; c < lls.size(); ++c) {
-          if (!lls[c].is_number())
-            return DataLoss("{}: loglikelihoods[{}] is not a number", where, c);
-          LoglikelihoodResult r;
-          r.logprob = lls[c].get<double>();
-          if (j.contains("is_greedy") && j["is_greedy"].is_array() && c < j["is_greedy"].size()) {
-            r.is_greedy = j["is_greedy"][c].is_boolean() && j["is_greedy"][c].get<bool>();
-          }
-          lls_[{task, doc, c}] = r;
-        }
+    return ForEachJsonLine(text, file.string(), [&](Doc&& j, size_t line_no) {
+      return AddLine(j, file.string() + ":" + std::to_string(line_no));
+    });
+  }
+
+  // One saved response (a samples line or a plain JSONL record); `where` is FILE:LINE.
+  Status AddLine(const Doc& j, const std::string& where) {
+    if (!j.contains("task") || !j["task"].is_string() || !j.contains("doc_id") ||
+        !j["doc_id"].is_number_unsigned()) {
+      return DataLoss("{}: needs \"task\" (string) and \"doc_id\" (integer)", where);
+    }
+    const std::string task = j["task"];
+    const size_t doc = j["doc_id"];
+    bool used = false;
+    for (const char* k : {"raw_output", "output"}) {
+      if (j.contains(k) && j[k].is_string()) {
+        gens_[{task, doc, 0}] = j[k].get<std::string>();
         used = true;
+        break;
       }
-      if (!used && j.contains("loglikelihood") && j["loglikelihood"].is_number()) {
+    }
+    if (!used && j.contains("loglikelihoods") && j["loglikelihoods"].is_array()) {
+      const auto& lls = j["loglikelihoods"];
+      for (size_t c = 0; c < lls.size(); ++c) {
+        if (!lls[c].is_number())
+          return DataLoss("{}: loglikelihoods[{}] is not a number", where, c);
         LoglikelihoodResult r;
-        r.logprob = j["loglikelihood"].get<double>();
-        r.is_greedy = j.value("is_greedy", false);
-        lls_[{task, doc, j.value("index", size_t{0})}] = r;
-        used = true;
+        r.logprob = lls[c].get<double>();
+        if (j.contains("is_greedy") && j["is_greedy"].is_array() && c < j["is_greedy"].size()) {
+          r.is_greedy = j["is_greedy"][c].is_boolean() && j["is_greedy"][c].get<bool>();
+        }
+        lls_[{task, doc, c}] = r;
       }
-      if (!used) {
-        return DataLoss(
-            "{}: no response (expected \"raw_output\"/\"output\", \"loglikelihoods\" or "
-            "\"loglikelihood\")",
-            where);
-      }
+      used = true;
+    }
+    if (!used && j.contains("loglikelihood") && j["loglikelihood"].is_number()) {
+      LoglikelihoodResult r;
+      r.logprob = j["loglikelihood"].get<double>();
+      r.is_greedy = j.value("is_greedy", false);
+      lls_[{task, doc, j.value("index", size_t{0})}] = r;
+      used = true;
+    }
+    if (!used) {
+      return DataLoss(
+          "{}: no response (expected \"raw_output\"/\"output\", \"loglikelihoods\" or "
+          "\"loglikelihood\")",
+          where);
     }
     return OkStatus();
   }
