@@ -285,6 +285,11 @@ Status CheckpointWriter::Write(size_t index, uint64_t offset, const void* data, 
   const Impl::Shard& shard = impl_->shards[place.shard];
   RETURN_IF_ERROR(PwriteAll(shard.fd, data, n, place.file_offset + offset, shard.path)
                       .WithContext(fmt::format("tensor \"{}\"", tensors_[index].name)));
+  // Start writing these pages back to disk now, without waiting: the fsync in Finish() then has
+  // only the tail left, so the durable write overlaps the computation instead of following it.
+  // Advisory: a filesystem that cannot do it just leaves the work to fsync.
+  ::sync_file_range(shard.fd, static_cast<off_t>(place.file_offset + offset),
+                    static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
   Impl::Coverage& cov = impl_->coverage[index];
   std::lock_guard<std::mutex> lock(cov.mutex);
   uint64_t begin = offset;

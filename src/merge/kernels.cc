@@ -58,19 +58,7 @@ void AccumulateScaled(float alpha, const float* v, size_t n, float* acc) {
 
 void ApplyDifferenceBF16(const uint16_t* t, const uint16_t* a, const uint16_t* b, float alpha,
                          size_t n, uint16_t* out) {
-  for (size_t i = 0; i < n; ++i) {
-    const float tf = F32FromBits(static_cast<uint32_t>(t[i]) << 16);
-    const float af = F32FromBits(static_cast<uint32_t>(a[i]) << 16);
-    const float bf = F32FromBits(static_cast<uint32_t>(b[i]) << 16);
-    const float diff = af - bf;
-    const float d = alpha * diff;
-    const float sum = tf + d;
-    const uint32_t u = F32Bits(sum);
-    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    const uint32_t nan = (u >> 16) | 0x40u;
-    const uint16_t enc = static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
-    out[i] = d == 0.0f ? t[i] : enc;
-  }
+  rvec::ApplyDifferenceBF16(t, a, b, alpha, n, out);
 }
 
 void Subtract(const float* a, const float* b, size_t n, float* out) { Sub(out, a, b, n); }

@@ -2,6 +2,7 @@
 #include "ops/elementwise.h"
 
 #include <cstddef>
+#include <cstring>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/elementwise.cc"
@@ -56,6 +57,38 @@ void EltAdd(float* out, const float* a, const float* b, size_t n) {
 void EltSub(float* out, const float* a, const float* b, size_t n) {
   EltBinary<1>(out, a, b, 0.0f, n);
 }
+void EltApplyDifferenceBF16(const uint16_t* HWY_RESTRICT t, const uint16_t* HWY_RESTRICT a,
+                            const uint16_t* HWY_RESTRICT b, float alpha, size_t n,
+                            uint16_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<uint16_t, decltype(df)> d16;  // as many bf16 lanes as f32 lanes
+  const size_t N = hn::Lanes(df);
+  const auto valpha = hn::Set(df, alpha);
+  const auto k7fff = hn::Set(du, 0x7FFFu), kOne = hn::Set(du, 1u), kQuiet = hn::Set(du, 0x40u);
+  const auto kAbs = hn::Set(di, 0x7FFFFFFF), kInf = hn::Set(di, 0x7F800000);
+  const auto kInf16 = hn::Set(di, 0x7F80);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto t16 = hn::PromoteTo(du, hn::LoadU(d16, t + i));
+    const auto tf = hn::BitCast(df, hn::ShiftLeft<16>(t16));
+    const auto af = hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, a + i))));
+    const auto bf = hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, b + i))));
+    const auto d = hn::Mul(valpha, hn::Sub(af, bf));
+    const auto u = hn::BitCast(du, hn::Add(tf, d));
+    const auto high = hn::ShiftRight<16>(u);
+    const auto rounded = hn::ShiftRight<16>(hn::Add(hn::Add(u, k7fff), hn::And(high, kOne)));
+    const auto is_nan = hn::RebindMask(du, hn::Gt(hn::And(hn::BitCast(di, u), kAbs), kInf));
+    auto enc = hn::IfThenElse(is_nan, hn::Or(high, kQuiet), rounded);
+    enc = hn::IfThenElse(hn::RebindMask(du, hn::Gt(hn::BitCast(di, hn::And(t16, k7fff)), kInf16)),
+                         hn::Or(t16, kQuiet), enc);
+    enc = hn::IfThenElse(hn::RebindMask(du, hn::Eq(d, hn::Zero(df))), t16, enc);
+    hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, enc)), d16, out + i);
+  }
+  if (i < n) ApplyDifferenceBF16Reference(t + i, a + i, b + i, alpha, n - i, out + i);
+}
+
 void EltAddScaled(float* out, const float* a, const float* b, float alpha, size_t n) {
   EltBinary<2>(out, a, b, alpha, n);
 }
@@ -126,6 +159,7 @@ HWY_AFTER_NAMESPACE();
 namespace rvec {
 
 HWY_EXPORT(EltAdd);
+HWY_EXPORT(EltApplyDifferenceBF16);
 HWY_EXPORT(EltSub);
 HWY_EXPORT(EltAddScaled);
 HWY_EXPORT(EltScale);
@@ -146,6 +180,10 @@ double CombineAccumulators(double* acc16) {
 
 void Add(float* out, const float* a, const float* b, size_t n) {
   HWY_DYNAMIC_DISPATCH(EltAdd)(out, a, b, n);
+}
+void ApplyDifferenceBF16(const uint16_t* t, const uint16_t* a, const uint16_t* b, float alpha,
+                         size_t n, uint16_t* out) {
+  HWY_DYNAMIC_DISPATCH(EltApplyDifferenceBF16)(t, a, b, alpha, n, out);
 }
 void Sub(float* out, const float* a, const float* b, size_t n) {
   HWY_DYNAMIC_DISPATCH(EltSub)(out, a, b, n);
@@ -183,6 +221,30 @@ double SumF64(const float* a, size_t n) {
   HWY_DYNAMIC_DISPATCH(EltSumBlocks)(a, blocks, acc);
   for (size_t i = blocks * 16; i < n; ++i) acc[i % 16] += static_cast<double>(a[i]);
   return CombineAccumulators(acc);
+}
+
+void ApplyDifferenceBF16Reference(const uint16_t* t, const uint16_t* a, const uint16_t* b,
+                                  float alpha, size_t n, uint16_t* out) {
+  auto widen = [](uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof(f));
+    return f;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const float diff = widen(a[i]) - widen(b[i]);
+    const float d = alpha * diff;
+    const float sum = widen(t[i]) + d;
+    uint32_t u;
+    std::memcpy(&u, &sum, sizeof(u));
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = (u >> 16) | 0x40u;
+    uint16_t enc = static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+    // When both addends are NaN, which payload the addition returns depends on the operand order
+    // the compiler picked; a NaN target keeping its own payload is the same everywhere.
+    if ((t[i] & 0x7FFFu) > 0x7F80u) enc = static_cast<uint16_t>(t[i] | 0x40u);
+    out[i] = d == 0.0f ? t[i] : enc;
+  }
 }
 
 double DotF64Reference(const float* a, const float* b, size_t n) {

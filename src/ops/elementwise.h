@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace rvec {
 
@@ -23,6 +24,17 @@ void Sub(float* out, const float* a, const float* b, size_t n);
 void AddScaled(float* out, const float* a, const float* b, float alpha, size_t n);
 // out[i] = alpha * a[i]
 void Scale(float* out, const float* a, float alpha, size_t n);
+
+// The fused bf16 task-vector application, bf16 in and out (bf16 values as their uint16 bits):
+//   d = alpha * (a[i] - b[i]);  out[i] = d == 0 ? t[i] : bf16(t[i] + d)
+// in f32 with one rounding per operation, the final bf16 rounding to nearest even, NaN kept NaN
+// (quiet; a NaN target keeps its own payload). Where the delta is zero the target's bits pass
+// through unchanged (-0.0 included).
+void ApplyDifferenceBF16(const uint16_t* t, const uint16_t* a, const uint16_t* b, float alpha,
+                         size_t n, uint16_t* out);
+// Its scalar definition (what the SIMD version must return exactly).
+void ApplyDifferenceBF16Reference(const uint16_t* t, const uint16_t* a, const uint16_t* b,
+                                  float alpha, size_t n, uint16_t* out);
 
 // Sum of a[i] * b[i].
 double DotF64(const float* a, const float* b, size_t n);

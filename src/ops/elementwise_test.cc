@@ -112,6 +112,47 @@ TEST(ElementwiseTest, ReductionsBitExactOnEveryTarget) {
   }
 }
 
+TEST(ElementwiseTest, ApplyDifferenceBF16MatchesScalarOnEveryTarget) {
+  // Every bf16 pattern as the target, against deltas of every kind: random normals of several
+  // scales, equal pairs (zero delta: the target's bits must pass through), NaN, infinities,
+  // signed zeros, subnormals and values that overflow when added.
+  const size_t n = 65536 + 7;  // a tail the vector loop does not cover
+  std::vector<uint16_t> t(n), a(n), b(n);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const uint16_t specials[] = {0x7FC0, 0xFFC1, 0x7F80, 0xFF80, 0x0000, 0x8000,
+                               0x0001, 0x807F, 0x7F7F, 0xFF7F, 0x3F80, 0xBF80};
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = static_cast<uint16_t>(i);
+    const float scale = i % 3 == 0 ? 1e-3f : i % 3 == 1 ? 1.0f : 1e4f;
+    a[i] = F32ToBF16(dist(rng) * scale);
+    b[i] = i % 11 == 0 ? a[i] : F32ToBF16(dist(rng) * scale);
+    if (i % 13 == 0) a[i] = specials[(i / 13) % std::size(specials)];
+    if (i % 17 == 0) b[i] = specials[(i / 17) % std::size(specials)];
+  }
+  for (const float alpha : {1.0f, 0.5f, -1.0f, 1e-3f, 0.0f, 3.0f}) {
+    std::vector<uint16_t> want(n);
+    ApplyDifferenceBF16Reference(t.data(), a.data(), b.data(), alpha, n, want.data());
+    ForEachOpsTarget([&] {
+      for (const size_t len : {size_t{0}, size_t{1}, size_t{15}, size_t{17}, n}) {
+        std::vector<uint16_t> got(len + 1, 0xABCD);
+        ApplyDifferenceBF16(t.data(), a.data(), b.data(), alpha, len, got.data());
+        for (size_t i = 0; i < len; ++i) {
+          ASSERT_EQ(got[i], want[i]) << "alpha " << alpha << " i=" << i << " len " << len;
+        }
+        ASSERT_EQ(got[len], 0xABCD) << "wrote past the end";
+      }
+    });
+  }
+  // The reference rounds once, to nearest even, and keeps the target where the delta is zero.
+  uint16_t out = 0;
+  const uint16_t one = 0x3F80, neg_zero = 0x8000, x = F32ToBF16(1.0f + 1.0f / 128);
+  ApplyDifferenceBF16Reference(&neg_zero, &one, &one, 1.0f, 1, &out);
+  EXPECT_EQ(out, neg_zero);
+  ApplyDifferenceBF16Reference(&one, &x, &one, 0.5f, 1, &out);  // 1 + 1/256: a tie, to even
+  EXPECT_EQ(out, one);
+}
+
 // The reference itself must be an accurate sum: compare with long double accumulation.
 TEST(ElementwiseTest, ReductionsAreAccurate) {
   const size_t n = 1 << 20;
