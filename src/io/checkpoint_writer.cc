@@ -288,8 +288,8 @@ Status CheckpointWriter::Write(size_t index, uint64_t offset, const void* data, 
   // Start writing these pages back to disk now, without waiting: the fsync in Finish() then has
   // only the tail left, so the durable write overlaps the computation instead of following it.
   // Advisory: a filesystem that cannot do it just leaves the work to fsync.
-  ::sync_file_range(shard.fd, static_cast<off_t>(place.file_offset + offset),
-                    static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+  ::sync_file_range(shard.fd, static_cast<off_t>(place.file_offset + offset), static_cast<off_t>(n),
+                    SYNC_FILE_RANGE_WRITE);
   Impl::Coverage& cov = impl_->coverage[index];
   std::lock_guard<std::mutex> lock(cov.mutex);
   uint64_t begin = offset;
