@@ -75,13 +75,7 @@ Status RunApply(const ApplyFlags& f) {
                    }));
   const merge::ApplyReport& r = timed.value;
   const double seconds = timed.seconds;
-  if (Globals().json) {
-    nlohmann::json j = r.ToJson();
-    j["seconds"] = seconds;
-    PrintJson(j.dump(2));
-    return OkStatus();
-  }
-  for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());
+  if (PrintJsonOrWarnings(timed)) return OkStatus();
   std::printf("Wrote %s: %s; %llu tensors changed, %llu copied, %s in %s\n", f.out.c_str(),
               r.formula.c_str(), static_cast<unsigned long long>(r.tensors_changed),
               static_cast<unsigned long long>(r.tensors_copied),

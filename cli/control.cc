@@ -46,13 +46,7 @@ Status RunControl(const ControlFlags& f) {
                    }));
   const merge::ControlReport& r = timed.value;
   const double seconds = timed.seconds;
-  if (Globals().json) {
-    nlohmann::json j = r.ToJson();
-    j["seconds"] = seconds;
-    PrintJson(j.dump(2));
-    return OkStatus();
-  }
-  for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());
+  if (PrintJsonOrWarnings(timed)) return OkStatus();
   if (f.shuffle) {
     std::printf("Wrote %s: per-tensor permutation of %s's values (seed %llu), %llu tensors, %s\n",
                 f.out.c_str(), f.like.c_str(), static_cast<unsigned long long>(f.seed),

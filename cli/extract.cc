@@ -38,13 +38,7 @@ Status RunExtract(const ExtractFlags& f) {
                    }));
   const merge::ExtractReport& r = timed.value;
   const double seconds = timed.seconds;
-  if (Globals().json) {
-    nlohmann::json j = r.ToJson();
-    j["seconds"] = seconds;
-    PrintJson(j.dump(2));
-    return OkStatus();
-  }
-  for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: warning: %s\n", w.c_str());
+  if (PrintJsonOrWarnings(timed)) return OkStatus();
   std::printf("Wrote %s: v = tuned − base, %llu tensors, %llu elements, %s, L2 norm %.6g, %s\n",
               f.out.c_str(), static_cast<unsigned long long>(r.tensors),
               static_cast<unsigned long long>(r.elements), std::string(DTypeName(r.dtype)).c_str(),

@@ -1,7 +1,6 @@
 // `rvec merge CONFIG.yaml -o OUT`: mergekit-compatible merges (a documented subset).
 #include "merge/merge.h"
 
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,6 +9,7 @@
 #include "base/fs.h"
 #include "base/progress.h"
 #include "cli/command.h"
+#include "cli/timed.h"
 #include "cli/version.h"
 #include "merge/merge_config.h"
 
@@ -34,20 +34,13 @@ Status RunMergeCommand(const MergeFlags& f) {
   ASSIGN_OR_RETURN(o.vocab, merge::ParseVocabMode(f.vocab));
   o.version = kVersion;
   o.config_text = text;
-  Progress progress(std::string("merge ") + merge::MergeMethodName(config.method), 0,
-                    ShouldShowProgress(Globals().quiet || Globals().json), "B");
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(merge::MergeReport r, merge::RunMerge(config, o, &progress));
-  progress.Finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (Globals().json) {
-    nlohmann::json j = r.ToJson();
-    j["seconds"] = seconds;
-    PrintJson(j.dump(2));
-    return OkStatus();
-  }
-  for (const auto& w : r.warnings) std::fprintf(stderr, "rvec: note: %s\n", w.c_str());
+  ASSIGN_OR_RETURN(
+      auto timed,
+      RunWithProgress(std::string("merge ") + merge::MergeMethodName(config.method),
+                      [&](Progress* progress) { return merge::RunMerge(config, o, progress); }));
+  const merge::MergeReport& r = timed.value;
+  const double seconds = timed.seconds;
+  if (PrintJsonOrWarnings(timed, "note")) return OkStatus();
   std::printf("Wrote %s: %s merge of %zu model(s), %llu tensors, config/tokenizer from %s, %s\n",
               f.out.c_str(), merge::MergeMethodName(config.method), config.models.size(),
               static_cast<unsigned long long>(r.tensors), r.donor.string().c_str(),

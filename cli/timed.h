@@ -3,6 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -21,7 +24,7 @@ struct Timed {
 // `op(Progress*)` returns StatusOr<T>.
 template <typename Op,
           typename T = std::remove_cvref_t<decltype(std::declval<Op>()(nullptr).value())>>
-StatusOr<Timed<T>> RunWithProgress(const char* label, Op&& op) {
+StatusOr<Timed<T>> RunWithProgress(const std::string& label, Op&& op) {
   Progress progress(label, 0, ShouldShowProgress(Globals().quiet || Globals().json), "B");
   const auto start = std::chrono::steady_clock::now();
   StatusOr<T> result = op(&progress);
@@ -30,6 +33,22 @@ StatusOr<Timed<T>> RunWithProgress(const char* label, Op&& op) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Timed<T>{std::move(result).value(), seconds};
+}
+
+// The shared ending of these commands. Under --json, prints the report's ToJson() with "seconds"
+// and returns true: there is nothing more to print. Otherwise prints the report's warnings to
+// stderr as "rvec: KIND: ..." and returns false, and the command prints its one-line summary.
+template <typename Report>
+bool PrintJsonOrWarnings(const Timed<Report>& timed, const char* kind = "warning") {
+  if (Globals().json) {
+    nlohmann::json j = timed.value.ToJson();
+    j["seconds"] = timed.seconds;
+    PrintJson(j.dump(2));
+    return true;
+  }
+  for (const auto& w : timed.value.warnings)
+    std::fprintf(stderr, "rvec: %s: %s\n", kind, w.c_str());
+  return false;
 }
 
 }  // namespace rvec::cli
