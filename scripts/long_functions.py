@@ -101,7 +101,8 @@ def main(argv):
             roots.append(a)
     rows = []
     for root in roots or ["src", "cli"]:
-        for p in sorted(Path(root).rglob("*")):
+        paths = [Path(root)] if Path(root).is_file() else sorted(Path(root).rglob("*"))
+        for p in paths:
             if p.suffix in (".cc", ".h") and p.name not in SKIP and not p.name.endswith("_test.cc"):
                 rows.extend(scan(str(p), limit))
     for n, path, start, name in sorted(rows, reverse=True):
