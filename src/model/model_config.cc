@@ -50,10 +50,12 @@ StatusOr<ModelConfig> ModelConfig::FromHf(const HfConfig& hf, std::string_view l
     c.arch = ModelArch::kLlama;
   } else if (c.architecture == "Qwen3ForCausalLM") {
     c.arch = ModelArch::kQwen3;
+  } else if (c.architecture == "Olmo2ForCausalLM") {
+    c.arch = ModelArch::kOlmo2;
   } else {
     return Unimplemented(
         "{}: architecture '{}' is not supported by the engine (Qwen2ForCausalLM, "
-        "LlamaForCausalLM, Qwen3ForCausalLM are)",
+        "LlamaForCausalLM, Qwen3ForCausalLM, Olmo2ForCausalLM are)",
         label, c.architecture.empty() ? std::string("<none>") : c.architecture);
   }
   auto positive = [&](int64_t v, const char* key) -> Status {
@@ -98,6 +100,11 @@ StatusOr<ModelConfig> ModelConfig::FromHf(const HfConfig& hf, std::string_view l
     case ModelArch::kQwen3:
       c.qkv_bias = c.o_bias = hf.attention_bias;
       c.qk_norm = true;
+      break;
+    case ModelArch::kOlmo2:
+      c.qkv_bias = c.o_bias = hf.attention_bias;
+      c.qk_norm_full = true;
+      c.post_norm = true;
       break;
   }
   if (!(hf.rope_theta > 0)) return InvalidArgument("{}: rope_theta must be positive", label);

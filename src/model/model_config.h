@@ -12,7 +12,7 @@
 
 namespace rvec {
 
-enum class ModelArch { kQwen2, kLlama, kQwen3 };
+enum class ModelArch { kQwen2, kLlama, kQwen3, kOlmo2 };
 
 struct ModelConfig {
   ModelArch arch = ModelArch::kQwen2;
@@ -31,6 +31,10 @@ struct ModelConfig {
   bool o_bias = false;    // Llama/Qwen3 with attention_bias
   bool mlp_bias = false;  // Llama mlp_bias
   bool qk_norm = false;   // Qwen3: RMSNorm over each head of q and k before RoPE
+  // OLMo 2: RMSNorm over the whole q and k projections (all heads at once) before RoPE.
+  bool qk_norm_full = false;
+  // OLMo 2: no norm before attention and MLP; their outputs are normed before the residual add.
+  bool post_norm = false;
   // RoPE inverse frequencies, head_dim / 2 of them, after rope_scaling; f32 as transformers
   // computes them.
   std::vector<float> inv_freq;

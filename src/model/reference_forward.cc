@@ -57,10 +57,15 @@ std::vector<std::vector<double>> ReferenceForward(const ModelConfig& c, const Mo
     const LayerWeights& lw = w.layers[l];
     std::vector<Vec> q(n), k(n), v(n);
     for (size_t t = 0; t < n; ++t) {
-      const Vec h = Norm(x[t], lw.input_norm.data(), H, 0, c.rms_eps);
+      // OLMo 2 (post_norm): attention reads the residual stream unnormed.
+      const Vec h = c.post_norm ? x[t] : Norm(x[t], lw.input_norm.data(), H, 0, c.rms_eps);
       q[t] = Linear(lw.q_proj, lw.q_bias, h);
       k[t] = Linear(lw.k_proj, lw.k_bias, h);
       v[t] = Linear(lw.v_proj, lw.v_bias, h);
+      if (c.qk_norm_full) {  // Olmo2Attention: q_norm(q_proj(x)), k_norm(k_proj(x)) over all heads
+        q[t] = Norm(q[t], lw.q_norm.data(), c.q_dim(), 0, c.rms_eps);
+        k[t] = Norm(k[t], lw.k_norm.data(), c.kv_dim(), 0, c.rms_eps);
+      }
       for (size_t hd = 0; hd < c.heads; ++hd) {
         if (c.qk_norm) {
           const Vec nq = Norm(q[t], lw.q_norm.data(), D, hd * D, c.rms_eps);
@@ -95,14 +100,16 @@ std::vector<std::vector<double>> ReferenceForward(const ModelConfig& c, const Mo
           for (size_t d = 0; d < D; ++d) att[hd * D + d] += p[j] / sum * v[j][kvh * D + d];
         }
       }
-      const Vec o = Linear(lw.o_proj, lw.o_bias, att);
+      Vec o = Linear(lw.o_proj, lw.o_bias, att);
+      if (c.post_norm) o = Norm(o, lw.post_attention_norm.data(), H, 0, c.rms_eps);
       for (size_t i = 0; i < H; ++i) x[t][i] += o[i];
-      const Vec h = Norm(x[t], lw.post_attention_norm.data(), H, 0, c.rms_eps);
+      const Vec h = c.post_norm ? x[t] : Norm(x[t], lw.post_attention_norm.data(), H, 0, c.rms_eps);
       const Vec g = Linear(lw.gate_proj, lw.gate_bias, h);
       const Vec u = Linear(lw.up_proj, lw.up_bias, h);
       Vec a(c.intermediate);
       for (size_t i = 0; i < a.size(); ++i) a[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      const Vec d = Linear(lw.down_proj, lw.down_bias, a);
+      Vec d = Linear(lw.down_proj, lw.down_bias, a);
+      if (c.post_norm) d = Norm(d, lw.post_feedforward_norm.data(), H, 0, c.rms_eps);
       for (size_t i = 0; i < H; ++i) x[t][i] += d[i];
     }
   }

@@ -1,6 +1,7 @@
-// The forward pass (Qwen2 / Llama / Qwen3): embedding, then per layer RMSNorm -> q/k/v -> RoPE ->
-// grouped-query attention over the KV cache -> o_proj -> residual -> RMSNorm -> SwiGLU MLP ->
-// residual, then the final norm and lm_head. Activations are f32 throughout.
+// The forward pass (Qwen2 / Llama / Qwen3 / OLMo 2): embedding, then per layer RMSNorm -> q/k/v ->
+// RoPE -> grouped-query attention over the KV cache -> o_proj -> residual -> RMSNorm -> SwiGLU MLP
+// -> residual, then the final norm and lm_head. OLMo 2 norms each block's output instead of its
+// input. Activations are f32 throughout.
 #include "model/transformer.h"
 
 #include <algorithm>
@@ -65,16 +66,22 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
   const size_t group = c_.heads / c_.kv_heads;
   for (size_t l = 0; l < c_.layers; ++l) {
     const LayerWeights& lw = w_.layers[l];
-    // Attention block.
-    for_tokens(
-        [&](size_t t) { RmsNorm(&x_[t * H], lw.input_norm.data(), H, c_.rms_eps, &xn_[t * H]); });
+    // Attention block (OLMo 2: on the residual stream itself, no norm before it).
+    if (!c_.post_norm) {
+      for_tokens(
+          [&](size_t t) { RmsNorm(&x_[t * H], lw.input_norm.data(), H, c_.rms_eps, &xn_[t * H]); });
+    }
     const MatMulJob qkv[] = {{lw.q_proj, OrNull(lw.q_bias), q_.data(), QD},
                              {lw.k_proj, OrNull(lw.k_bias), k_.data(), KVD},
                              {lw.v_proj, OrNull(lw.v_bias), v_.data(), KVD}};
-    MatMulMulti(xn_.data(), n, H, qkv, 3, pool_, precision_);
+    MatMulMulti(c_.post_norm ? x_.data() : xn_.data(), n, H, qkv, 3, pool_, precision_);
     for_tokens([&](size_t t) {
       const float* cos = &rope_[t * D];
       const float* sin = &rope_[t * D + half];
+      if (c_.qk_norm_full) {  // OLMo 2: over all heads at once
+        RmsNorm(&q_[t * QD], lw.q_norm.data(), QD, c_.rms_eps, &q_[t * QD]);
+        RmsNorm(&k_[t * KVD], lw.k_norm.data(), KVD, c_.rms_eps, &k_[t * KVD]);
+      }
       for (size_t h = 0; h < c_.heads; ++h) {
         float* qh = &q_[t * QD + h * D];
         if (c_.qk_norm) RmsNorm(qh, lw.q_norm.data(), D, c_.rms_eps, qh);
@@ -104,17 +111,27 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
     }
     MatMul(att_.data(), n, QD, lw.o_proj, OrNull(lw.o_bias), tmp_.data(), H, pool_, precision_);
     for_tokens([&](size_t t) {
-      AddInPlace(&x_[t * H], &tmp_[t * H], H);
-      RmsNorm(&x_[t * H], lw.post_attention_norm.data(), H, c_.rms_eps, &xn_[t * H]);
+      if (c_.post_norm) {
+        RmsNorm(&tmp_[t * H], lw.post_attention_norm.data(), H, c_.rms_eps, &tmp_[t * H]);
+        AddInPlace(&x_[t * H], &tmp_[t * H], H);
+      } else {
+        AddInPlace(&x_[t * H], &tmp_[t * H], H);
+        RmsNorm(&x_[t * H], lw.post_attention_norm.data(), H, c_.rms_eps, &xn_[t * H]);
+      }
     });
     // SwiGLU MLP block.
     const MatMulJob gate_up[] = {{lw.gate_proj, OrNull(lw.gate_bias), gate_.data(), I},
                                  {lw.up_proj, OrNull(lw.up_bias), up_.data(), I}};
-    MatMulMulti(xn_.data(), n, H, gate_up, 2, pool_, precision_);
+    MatMulMulti(c_.post_norm ? x_.data() : xn_.data(), n, H, gate_up, 2, pool_, precision_);
     for_tokens([&](size_t t) { SiluMul(&gate_[t * I], &up_[t * I], I, &gate_[t * I]); });
     MatMul(gate_.data(), n, I, lw.down_proj, OrNull(lw.down_bias), tmp_.data(), H, pool_,
            precision_);
-    for_tokens([&](size_t t) { AddInPlace(&x_[t * H], &tmp_[t * H], H); });
+    for_tokens([&](size_t t) {
+      if (c_.post_norm) {
+        RmsNorm(&tmp_[t * H], lw.post_feedforward_norm.data(), H, c_.rms_eps, &tmp_[t * H]);
+      }
+      AddInPlace(&x_[t * H], &tmp_[t * H], H);
+    });
   }
 
   // Final norm and lm_head only for the tokens whose logits are wanted.

@@ -95,7 +95,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-qwen2", DType::kF16}, Case{"tiny-llama", DType::kF32},
                       Case{"tiny-llama", DType::kBF16}, Case{"tiny-llama", DType::kF16},
                       Case{"tiny-qwen3", DType::kF32}, Case{"tiny-qwen3", DType::kBF16},
-                      Case{"tiny-qwen3", DType::kF16}),
+                      Case{"tiny-qwen3", DType::kF16}, Case{"tiny-olmo2", DType::kF32},
+                      Case{"tiny-olmo2", DType::kBF16}, Case{"tiny-olmo2", DType::kF16}),
     [](const auto& info) {
       std::string n =
           std::string(info.param.preset) + "_" + std::string(DTypeName(info.param.dtype));
@@ -160,7 +161,7 @@ TEST(Transformer, UnsupportedRopeScalingIsAnError) {
 }
 
 TEST(Transformer, KvCacheDecodingEqualsFullRecomputation) {
-  for (const char* preset : {"tiny-qwen2", "tiny-qwen3"}) {
+  for (const char* preset : {"tiny-qwen2", "tiny-qwen3", "tiny-olmo2"}) {
     auto m = LoadModel(SynthModel(preset, DType::kBF16));
     ASSERT_TRUE(m);
     ThreadPool threads(2);

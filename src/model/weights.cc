@@ -70,7 +70,8 @@ StatusOr<ModelWeights> ModelWeights::Load(const Checkpoint& ckpt, const ModelCon
   for (size_t i = 0; i < c.layers; ++i) {
     LayerWeights& l = w.layers[i];
     const std::string p = fmt::format("model.layers.{}.", i);
-    RETURN_IF_ERROR(b.Vector(p + "input_layernorm.weight", c.hidden, &l.input_norm));
+    RETURN_IF_ERROR(
+        b.OptionalVector(!c.post_norm, p + "input_layernorm.weight", c.hidden, &l.input_norm));
     RETURN_IF_ERROR(b.Matrix(p + "self_attn.q_proj.weight", c.q_dim(), c.hidden, &l.q_proj));
     RETURN_IF_ERROR(b.Matrix(p + "self_attn.k_proj.weight", c.kv_dim(), c.hidden, &l.k_proj));
     RETURN_IF_ERROR(b.Matrix(p + "self_attn.v_proj.weight", c.kv_dim(), c.hidden, &l.v_proj));
@@ -82,10 +83,15 @@ StatusOr<ModelWeights> ModelWeights::Load(const Checkpoint& ckpt, const ModelCon
     RETURN_IF_ERROR(
         b.OptionalVector(c.qkv_bias, p + "self_attn.v_proj.bias", c.kv_dim(), &l.v_bias));
     RETURN_IF_ERROR(b.OptionalVector(c.o_bias, p + "self_attn.o_proj.bias", c.hidden, &l.o_bias));
+    const size_t q_norm_dim = c.qk_norm_full ? c.q_dim() : c.head_dim;
+    const size_t k_norm_dim = c.qk_norm_full ? c.kv_dim() : c.head_dim;
+    const bool any_qk_norm = c.qk_norm || c.qk_norm_full;
     RETURN_IF_ERROR(
-        b.OptionalVector(c.qk_norm, p + "self_attn.q_norm.weight", c.head_dim, &l.q_norm));
+        b.OptionalVector(any_qk_norm, p + "self_attn.q_norm.weight", q_norm_dim, &l.q_norm));
     RETURN_IF_ERROR(
-        b.OptionalVector(c.qk_norm, p + "self_attn.k_norm.weight", c.head_dim, &l.k_norm));
+        b.OptionalVector(any_qk_norm, p + "self_attn.k_norm.weight", k_norm_dim, &l.k_norm));
+    RETURN_IF_ERROR(b.OptionalVector(c.post_norm, p + "post_feedforward_layernorm.weight", c.hidden,
+                                     &l.post_feedforward_norm));
     RETURN_IF_ERROR(
         b.Vector(p + "post_attention_layernorm.weight", c.hidden, &l.post_attention_norm));
     RETURN_IF_ERROR(b.Matrix(p + "mlp.gate_proj.weight", c.intermediate, c.hidden, &l.gate_proj));

@@ -12,18 +12,20 @@
 namespace rvec {
 
 struct LayerWeights {
-  std::vector<float> input_norm;              // (hidden)
+  std::vector<float> input_norm;              // (hidden); empty with post_norm (OLMo 2)
   WeightMatrix q_proj;                        // (heads * head_dim, hidden)
   WeightMatrix k_proj;                        // (kv_heads * head_dim, hidden)
   WeightMatrix v_proj;                        // (kv_heads * head_dim, hidden)
   WeightMatrix o_proj;                        // (hidden, heads * head_dim)
   std::vector<float> q_bias, k_bias, v_bias;  // (q_dim), (kv_dim), (kv_dim); empty when absent
   std::vector<float> o_bias;                  // (hidden); empty when absent
-  std::vector<float> q_norm, k_norm;          // (head_dim), Qwen3 only
-  std::vector<float> post_attention_norm;     // (hidden)
-  WeightMatrix gate_proj;                     // (intermediate, hidden)
-  WeightMatrix up_proj;                       // (intermediate, hidden)
-  WeightMatrix down_proj;                     // (hidden, intermediate)
+  std::vector<float> q_norm, k_norm;          // Qwen3 (head_dim); OLMo 2 (q_dim), (kv_dim)
+  std::vector<float>
+      post_attention_norm;  // (hidden): before the MLP, or (OLMo 2) on attention's output
+  std::vector<float> post_feedforward_norm;          // (hidden), OLMo 2 only: on the MLP's output
+  WeightMatrix gate_proj;                            // (intermediate, hidden)
+  WeightMatrix up_proj;                              // (intermediate, hidden)
+  WeightMatrix down_proj;                            // (hidden, intermediate)
   std::vector<float> gate_bias, up_bias, down_bias;  // Llama mlp_bias only
 };
 

@@ -36,12 +36,16 @@ struct SynthPreset {
   bool tie_word_embeddings = false;
   bool qkv_bias = false;  // Qwen2: q/k/v projections carry a bias
   bool qk_norm = false;   // Qwen3: per-head RMSNorm on queries and keys
+  // OLMo 2: RMSNorm over the whole q and k projections, and norms on the attention and MLP
+  // outputs (post_attention_layernorm, post_feedforward_layernorm) instead of input_layernorm.
+  bool olmo2_norms = false;
   // Qwen2 sliding-window fields (written to config.json; sliding attention itself is off).
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;
 };
 
-// Preset names in a stable order: tiny-qwen2, tiny-llama, tiny-qwen3, qwen2.5-0.5b, qwen2.5-1.5b.
+// Preset names in a stable order: tiny-qwen2, tiny-llama, tiny-qwen3, tiny-olmo2, qwen2.5-0.5b,
+// qwen2.5-1.5b.
 std::vector<std::string> SynthPresetNames();
 // InvalidArgument listing the known presets when `name` is not one.
 StatusOr<SynthPreset> GetSynthPreset(std::string_view name);

@@ -65,6 +65,24 @@ std::vector<SynthPreset> MakePresets() {
     presets.push_back(p);
   }
   {
+    // The shape of allenai/OLMo-2-1124-7B, scaled down (full multi-head attention, untied).
+    SynthPreset p;
+    p.name = "tiny-olmo2";
+    p.architecture = "Olmo2ForCausalLM";
+    p.model_type = "olmo2";
+    p.hidden_size = 64;
+    p.num_hidden_layers = 2;
+    p.num_attention_heads = 4;
+    p.num_key_value_heads = 4;
+    p.intermediate_size = 128;
+    p.max_position_embeddings = 4096;
+    p.rope_theta = 500000.0;
+    p.rms_norm_eps = 1e-6;
+    p.tie_word_embeddings = false;
+    p.olmo2_norms = true;
+    presets.push_back(p);
+  }
+  {
     // Qwen/Qwen2.5-0.5B.
     SynthPreset p;
     p.name = "qwen2.5-0.5b";
@@ -175,11 +193,16 @@ std::vector<SynthTensor> SynthTensors(const SynthPreset& p, DType dtype) {
       add(attn + "q_norm.weight", {p.head_dim}, SynthInit::kNorm);
       add(attn + "k_norm.weight", {p.head_dim}, SynthInit::kNorm);
     }
+    if (p.olmo2_norms) {
+      add(attn + "q_norm.weight", {q_dim}, SynthInit::kNorm);
+      add(attn + "k_norm.weight", {kv_dim}, SynthInit::kNorm);
+    }
     add(prefix + "mlp.gate_proj.weight", {p.intermediate_size, h}, SynthInit::kWeight);
     add(prefix + "mlp.up_proj.weight", {p.intermediate_size, h}, SynthInit::kWeight);
     add(prefix + "mlp.down_proj.weight", {h, p.intermediate_size}, SynthInit::kWeight);
-    add(prefix + "input_layernorm.weight", {h}, SynthInit::kNorm);
+    if (!p.olmo2_norms) add(prefix + "input_layernorm.weight", {h}, SynthInit::kNorm);
     add(prefix + "post_attention_layernorm.weight", {h}, SynthInit::kNorm);
+    if (p.olmo2_norms) add(prefix + "post_feedforward_layernorm.weight", {h}, SynthInit::kNorm);
   }
   add("model.norm.weight", {h}, SynthInit::kNorm);
   if (!p.tie_word_embeddings) add("lm_head.weight", {p.vocab_size, h}, SynthInit::kWeight);
@@ -231,6 +254,10 @@ std::string SynthConfigJson(const SynthPreset& p, DType dtype, int64_t bos_token
     c["mlp_bias"] = false;
     c["pretraining_tp"] = 1;
     c["transformers_version"] = "4.45.2";
+  } else if (p.model_type == "olmo2") {
+    c["attention_bias"] = false;
+    c["pad_token_id"] = eos_token_id;
+    c["transformers_version"] = "4.47.0";
   } else if (p.model_type == "qwen3") {
     c["attention_bias"] = false;
     c["head_dim"] = p.head_dim;

@@ -50,6 +50,7 @@ uint64_t ExpectedParams(const SynthPreset& p) {
   uint64_t layer = h * q + 2 * h * kv + q * h + 3 * h * im + 2 * h;
   if (p.qkv_bias) layer += q + 2 * kv;
   if (p.qk_norm) layer += 2 * p.head_dim;
+  if (p.olmo2_norms) layer += q + kv;  // q_norm, k_norm; post_feedforward replaces input_layernorm
   return v * h * (p.tie_word_embeddings ? 1 : 2) + p.num_hidden_layers * layer + h;
 }
 
@@ -67,8 +68,9 @@ TEST(SynthPresetTest, RealQwenParameterCounts) {
 }
 
 TEST(SynthPresetTest, EveryPresetHasTransformersLayout) {
-  ASSERT_EQ(SynthPresetNames(), (std::vector<std::string>{"tiny-qwen2", "tiny-llama", "tiny-qwen3",
-                                                          "qwen2.5-0.5b", "qwen2.5-1.5b"}));
+  ASSERT_EQ(SynthPresetNames(),
+            (std::vector<std::string>{"tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-olmo2",
+                                      "qwen2.5-0.5b", "qwen2.5-1.5b"}));
   for (const std::string& name : SynthPresetNames()) {
     SCOPED_TRACE(name);
     const SynthPreset p = Resolved(name);
@@ -87,12 +89,18 @@ TEST(SynthPresetTest, EveryPresetHasTransformersLayout) {
       EXPECT_EQ(s.at(pre + "self_attn.o_proj.weight"), (std::vector<int64_t>{h, q}));
       EXPECT_EQ(s.count(pre + "self_attn.q_proj.bias"), p.qkv_bias ? 1u : 0u);
       EXPECT_EQ(s.count(pre + "self_attn.o_proj.bias"), 0u);
-      EXPECT_EQ(s.count(pre + "self_attn.q_norm.weight"), p.qk_norm ? 1u : 0u);
+      if (p.olmo2_norms) {  // over the whole projections
+        EXPECT_EQ(s.at(pre + "self_attn.q_norm.weight"), (std::vector<int64_t>{q}));
+        EXPECT_EQ(s.at(pre + "self_attn.k_norm.weight"), (std::vector<int64_t>{kv}));
+      } else {
+        EXPECT_EQ(s.count(pre + "self_attn.q_norm.weight"), p.qk_norm ? 1u : 0u);
+      }
       EXPECT_EQ(s.at(pre + "mlp.gate_proj.weight"), (std::vector<int64_t>{p.intermediate_size, h}));
       EXPECT_EQ(s.at(pre + "mlp.up_proj.weight"), (std::vector<int64_t>{p.intermediate_size, h}));
       EXPECT_EQ(s.at(pre + "mlp.down_proj.weight"), (std::vector<int64_t>{h, p.intermediate_size}));
-      EXPECT_EQ(s.at(pre + "input_layernorm.weight"), (std::vector<int64_t>{h}));
+      EXPECT_EQ(s.count(pre + "input_layernorm.weight"), p.olmo2_norms ? 0u : 1u);
       EXPECT_EQ(s.at(pre + "post_attention_layernorm.weight"), (std::vector<int64_t>{h}));
+      EXPECT_EQ(s.count(pre + "post_feedforward_layernorm.weight"), p.olmo2_norms ? 1u : 0u);
     }
   }
   EXPECT_EQ(Resolved("tiny-qwen2").architecture, "Qwen2ForCausalLM");
@@ -129,8 +137,9 @@ TEST(SynthPresetTest, ConfigJsonParsesAsHfConfig) {
     EXPECT_EQ(j["eos_token_id"], 9);
     EXPECT_EQ(j["hidden_act"], "silu");
     EXPECT_TRUE(j.contains("transformers_version"));
-    EXPECT_EQ(j.contains("sliding_window"), p.model_type != "llama");
-    EXPECT_EQ(j.contains("use_sliding_window"), p.model_type != "llama");
+    const bool qwen = p.model_type == "qwen2" || p.model_type == "qwen3";  // sliding-window fields
+    EXPECT_EQ(j.contains("sliding_window"), qwen);
+    EXPECT_EQ(j.contains("use_sliding_window"), qwen);
     EXPECT_EQ(j.contains("attention_bias"), p.model_type != "qwen2");
   }
   const nlohmann::json q =
@@ -289,7 +298,7 @@ SynthOptions TinyOptions(const fs::path& out, const std::string& preset = "tiny-
 
 TEST(WriteSyntheticModelTest, IdenticalBytesForAnyThreadCount) {
   ScratchDir dir;
-  for (const std::string preset : {"tiny-qwen2", "tiny-llama", "tiny-qwen3"}) {
+  for (const std::string preset : {"tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-olmo2"}) {
     SCOPED_TRACE(preset);
     SynthOptions one = TinyOptions(dir / (preset + "-1"), preset);
     one.threads = 1;

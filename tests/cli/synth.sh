@@ -35,7 +35,7 @@ expect_error() {  # expect_error DESCRIPTION EXIT_CODE MESSAGE_PART COMMAND...
 }
 
 # Every tiny preset, read back by inspect with the right architecture and parameter count.
-for preset in tiny-qwen2 tiny-llama tiny-qwen3; do
+for preset in tiny-qwen2 tiny-llama tiny-qwen3 tiny-olmo2; do
   check "synth $preset" "$rvec" synth --preset "$preset" --seed 1 -o "$scratch/$preset" --quiet \
     --json || continue
   params=$(sed -n 's/^  "parameters": \([0-9]*\),$/\1/p' "$scratch/out")
@@ -50,6 +50,8 @@ done
 grep -q '"architectures": \[\s*$' "$scratch/tiny-llama/config.json" &&
   grep -q '"LlamaForCausalLM"' "$scratch/tiny-llama/config.json" ||
   { echo "FAIL tiny-llama config.json lacks LlamaForCausalLM"; fail=1; }
+grep -q '"Olmo2ForCausalLM"' "$scratch/tiny-olmo2/config.json" ||
+  { echo "FAIL tiny-olmo2 config.json lacks Olmo2ForCausalLM"; fail=1; }
 grep -q '"head_dim": 32' "$scratch/tiny-qwen3/config.json" ||
   { echo "FAIL tiny-qwen3 config.json lacks head_dim 32"; fail=1; }
 grep -q '<|im_start|>' "$scratch/tiny-qwen2/tokenizer_config.json" ||
