@@ -8,7 +8,8 @@
 namespace rvec {
 namespace {
 
-std::vector<SynthPreset> MakePresets() {
+// The tiny presets: one per architecture family, small enough for every test.
+std::vector<SynthPreset> TinyPresets() {
   std::vector<SynthPreset> presets;
   {
     SynthPreset p;
@@ -82,6 +83,12 @@ std::vector<SynthPreset> MakePresets() {
     p.olmo2_norms = true;
     presets.push_back(p);
   }
+  return presets;
+}
+
+// The real Qwen2.5 shapes, for benchmarks and memory measurements.
+std::vector<SynthPreset> RealShapePresets() {
+  std::vector<SynthPreset> presets;
   {
     // Qwen/Qwen2.5-0.5B.
     SynthPreset p;
@@ -124,6 +131,12 @@ std::vector<SynthPreset> MakePresets() {
     p.max_window_layers = 28;
     presets.push_back(p);
   }
+  return presets;
+}
+
+std::vector<SynthPreset> MakePresets() {
+  std::vector<SynthPreset> presets = TinyPresets();
+  for (SynthPreset& p : RealShapePresets()) presets.push_back(p);
   for (SynthPreset& p : presets) {
     if (p.head_dim == 0) p.head_dim = p.hidden_size / p.num_attention_heads;
   }
