@@ -32,6 +32,7 @@ struct BenchFlags {
   std::string model;
   size_t prompt_tokens = 512;
   size_t gen_tokens = 128;
+  size_t context = 0;  // positions already in each sequence's KV cache when decode starts
   std::string batch = "1,16";
   size_t prefill_chunk = 512;
   int repeats = 3;
@@ -93,6 +94,7 @@ struct BenchRig {
   std::function<void(const std::string&)> note;
   std::mt19937 rng{1};
   std::vector<float> logits;
+  std::unique_ptr<SequenceKv> context_kv;  // f.context prefilled positions, copied per sequence
 
   int32_t RandomId() { return static_cast<int32_t>(rng() % std::min<size_t>(config.vocab, 50000)); }
 };
@@ -102,7 +104,26 @@ StatusOr<std::vector<size_t>> CheckBenchFlags(const BenchFlags& f) {
   ASSIGN_OR_RETURN(std::vector<size_t> batches, ParseBatches(f.batch));
   if (f.prompt_tokens == 0 && f.gen_tokens == 0) return InvalidArgument("nothing to measure");
   if (f.repeats < 1) return InvalidArgument("--repeats must be >= 1");
+  if (f.context > 0 && f.gen_tokens == 0) {
+    return InvalidArgument("--context sets the depth decode starts at; --gen-tokens is 0");
+  }
   return batches;
+}
+
+// Decode at depth (as llama-bench -d): f.context random tokens prefilled once, untimed; every
+// decode sequence starts from a copy of that cache.
+Status PrefillContext(BenchRig& rig) {
+  const BenchFlags& f = rig.f;
+  rig.context_kv = rig.kv_pool.TryAllocate(f.context);
+  if (!rig.context_kv) return Internal("--context {}: no room in the KV pool", f.context);
+  rig.note(fmt::format("  prefilling {} tokens of context (not timed)...", f.context));
+  for (size_t p = 0; p < f.context; p += f.prefill_chunk) {
+    std::vector<TokenInput> in;
+    const size_t end = std::min(f.context, p + f.prefill_chunk);
+    for (size_t i = p; i < end; ++i) in.push_back({rig.RandomId(), i, rig.context_kv.get(), false});
+    rig.tf.Forward(in, &rig.logits);
+  }
+  return OkStatus();
 }
 
 // First touch of the mapped weights (page faults), kept out of the timed runs. Returns seconds.
@@ -157,14 +178,15 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
     std::vector<std::unique_ptr<SequenceKv>> kvs;
     std::vector<int32_t> next(b);
     for (size_t s = 0; s < b; ++s) {
-      kvs.push_back(rig.kv_pool.TryAllocate(f.gen_tokens + 1));
+      kvs.push_back(rig.kv_pool.TryAllocate(f.context + f.gen_tokens + 1));
+      if (f.context > 0) kvs.back()->CopyPrefix(*rig.context_kv, f.context);
       next[s] = rig.RandomId();
     }
     std::vector<TokenInput> in(b);
     const double c0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
     for (size_t step = 0; step < f.gen_tokens; ++step) {
-      for (size_t s = 0; s < b; ++s) in[s] = {next[s], step, kvs[s].get(), true};
+      for (size_t s = 0; s < b; ++s) in[s] = {next[s], f.context + step, kvs[s].get(), true};
       rig.tf.Forward(in, &rig.logits);
       for (size_t s = 0; s < b; ++s) next[s] = Argmax(&rig.logits[s * config.vocab], config.vocab);
     }
@@ -176,6 +198,7 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
   const double rate = double(b * f.gen_tokens) / median;
   if (b == 1) *batch1_rate = rate;
   nlohmann::json d = {{"batch", b},
+                      {"context", f.context},
                       {"gen_tokens", f.gen_tokens},
                       {"median_seconds", median},
                       {"tokens_per_s", rate},
@@ -188,9 +211,9 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
   d["bandwidth_fraction"] = bw.gb_per_s > 0 ? gbps / bw.gb_per_s : 0.0;
   if (*batch1_rate > 0 && b > 1) d["speedup_vs_batch1"] = rate / *batch1_rate;
   rig.note(
-      fmt::format("  decode batch {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} GB/s of "
-                  "weights = {:.0f}% of measured read bandwidth",
-                  b, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
+      fmt::format("  decode batch {} at context {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} "
+                  "GB/s of weights = {:.0f}% of measured read bandwidth",
+                  b, f.context, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
   return d;
 }
 
@@ -214,9 +237,10 @@ void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandw
                 out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
   }
   for (const auto& d : out["decode"]) {
-    std::printf("decode b=%-4zu  %.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
-                d["batch"].get<size_t>(), d["tokens_per_s"].get<double>(),
-                d["tokens_per_s_per_sequence"].get<double>(),
+    std::printf("decode b=%-4zu  %s%.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
+                d["batch"].get<size_t>(),
+                f.context > 0 ? fmt::format("at context {}: ", f.context).c_str() : "",
+                d["tokens_per_s"].get<double>(), d["tokens_per_s_per_sequence"].get<double>(),
                 100 * d["bandwidth_fraction"].get<double>(),
                 d.contains("speedup_vs_batch1")
                     ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
@@ -237,9 +261,10 @@ Status RunBench(const BenchFlags& f) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromHf(*ckpt.config(), f.model));
   ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Load(ckpt, config));
   const double load_s = Seconds(t_load, Clock::now());
-  if (f.prompt_tokens + f.gen_tokens + 1 > config.max_positions) {
-    return InvalidArgument("--prompt-tokens + --gen-tokens exceed the model's {} positions",
-                           config.max_positions);
+  if (std::max(f.prompt_tokens, f.context) + f.gen_tokens + 1 > config.max_positions) {
+    return InvalidArgument(
+        "--prompt-tokens (or --context) + --gen-tokens exceed the model's {} positions",
+        config.max_positions);
   }
   const bool quiet = Globals().quiet;
   auto note = [quiet](const std::string& s) {
@@ -253,9 +278,12 @@ Status RunBench(const BenchFlags& f) {
       f.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact;
   Transformer tf(config, weights, &pool, precision);
   size_t max_batch = *std::max_element(batches.begin(), batches.end());
-  const size_t positions = std::max(f.prompt_tokens, f.gen_tokens + 1);
-  KvPool kv_pool(config, config.KvBytesPerToken() * positions * std::max<size_t>(max_batch, 1) * 2);
-  BenchRig rig{f, config, tf, kv_pool, note, std::mt19937(1), {}};
+  const size_t positions = std::max(f.prompt_tokens, f.context + f.gen_tokens + 1);
+  // Room for every decode sequence twice over, plus the shared context.
+  KvPool kv_pool(config,
+                 config.KvBytesPerToken() * (positions * std::max<size_t>(max_batch, 1) * 2 +
+                                             RoundUpToKeyTile(f.context + 1)));
+  BenchRig rig{f, config, tf, kv_pool, note, std::mt19937(1), {}, nullptr};
   const double first_token_s = WarmUp(rig);
 
   nlohmann::json out = {{"model", f.model},
@@ -272,6 +300,8 @@ Status RunBench(const BenchFlags& f) {
                         {"read_bandwidth_gb_per_s", bw.gb_per_s},
                         {"load_average_at_start", LoadAverage()}};
   if (f.prompt_tokens > 0) out["prefill"] = MeasurePrefill(rig);
+  out["context"] = f.context;
+  if (f.context > 0) RETURN_IF_ERROR(PrefillContext(rig));
   nlohmann::json decode = nlohmann::json::array();
   double batch1_rate = 0;
   for (size_t b : batches) {
@@ -303,10 +333,14 @@ const RegisterCommand kBench(
           "measured in the same run. Token ids are random; numbers are medians.\n\n"
           "Examples:\n"
           "  rvec synth --preset qwen2.5-0.5b --dtype bf16 -o /tmp/q05 && rvec bench /tmp/q05\n"
-          "  rvec bench /tmp/q05 --prompt-tokens 512 --gen-tokens 128 --batch 1,16 --json");
+          "  rvec bench /tmp/q05 --prompt-tokens 512 --gen-tokens 128 --batch 1,16 --json\n"
+          "  rvec bench /tmp/q05 --prompt-tokens 0 --context 4096 --batch 1");
       app.add_option("model", f->model, "Model directory")->required();
       app.add_option("--prompt-tokens", f->prompt_tokens, "Prefill length (default 512; 0 = skip)");
       app.add_option("--gen-tokens", f->gen_tokens, "Decode steps per batch (default 128)");
+      app.add_option("--context", f->context,
+                     "Decode at this depth: tokens already in each sequence's KV cache, "
+                     "prefilled once and not timed (as llama-bench -d; default 0)");
       app.add_option("--batch", f->batch, "Decode batch sizes, comma-separated (default 1,16)");
       app.add_option("--prefill-chunk", f->prefill_chunk, "Tokens per prefill step (default 512)");
       app.add_option("--repeats", f->repeats, "Runs per measurement (median; default 3)");

@@ -73,7 +73,26 @@ for key in ("prefill", "decode", "simd_target", "peak_rss_bytes", "read_bandwidt
     assert key in j, key
 assert [d["batch"] for d in j["decode"]] == [1, 2]
 assert j["prefill"]["tokens_per_s"] > 0 and 0 < j["decode"][0]["bandwidth_fraction"]
+assert j["context"] == 0 and j["decode"][0]["context"] == 0
 PY
+
+# Decode at depth: the context is prefilled once, every sequence decodes after it.
+"$RVEC" bench tiny --prompt-tokens 0 --context 37 --gen-tokens 4 --batch 1,3 --repeats 1 \
+  --bandwidth-mb 16 --json -q > bench_ctx.json
+python3 - bench_ctx.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert "prefill" not in j and j["context"] == 37
+assert [(d["batch"], d["context"]) for d in j["decode"]] == [(1, 37), (3, 37)], j["decode"]
+assert all(d["tokens_per_s"] > 0 for d in j["decode"])
+assert j["kv_cache_peak_bytes"] > 0
+PY
+set +e
+"$RVEC" bench tiny --prompt-tokens 0 --context 40000 --gen-tokens 4 -q 2> err_ctx.txt
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a context past the model's positions was accepted"
+grep -q "positions" err_ctx.txt || fail "unclear --context error: $(cat err_ctx.txt)"
 
 # bf16 activations: the choice is recorded in results.json, and an unfinished run directory made
 # with the other precision is not resumed with it.
