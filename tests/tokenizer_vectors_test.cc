@@ -1,5 +1,5 @@
-// Golden tokenizer tests: every reference vector (Hugging Face tokenizers 0.22 and llama.cpp) for
-// the Qwen2.5 and Qwen3 tokenizer.json files must match exactly, ids and decoded text.
+// Golden tokenizer tests: every reference vector (Hugging Face tokenizers 0.22, llama.cpp,
+// tiktoken) for the Qwen2.5, Qwen3 and OLMo 2 tokenizer files must match exactly, ids and text.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -223,6 +223,74 @@ TEST_F(TokenizerVectors, ChatTemplateRenderingsTokenize) {
   std::printf("[ vectors ] qwen2.5: %zu/%zu chat-template renderings tokenize\n", passed,
               rows.size());
   EXPECT_EQ(passed, rows.size());
+}
+
+// OLMo 2's tokenizer (cl100k_base vocabulary and pattern, OLMo's added tokens): ids from OpenAI's
+// tiktoken (testdata/olmo2-tokenizer/SOURCE.md).
+fs::path Olmo2Json() {
+  return TestDataDir(RVEC_TEST_DATA_DEFAULT) / "olmo2-tokenizer" / "allenai_dolma2.json";
+}
+
+TEST(Olmo2Tokenizer, EncodeDecodeVectors) {
+  auto tok = Tokenizer::FromFile(Olmo2Json());
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const auto rows = ReadJsonl(Olmo2Json().parent_path() / "vectors.jsonl");
+  ASSERT_EQ(rows.size(), 628u);
+  size_t passed = 0;
+  for (const json& row : rows) {
+    const std::string text = row["text"].get<std::string>();
+    const auto want = row["ids"].get<std::vector<int32_t>>();
+    const auto got = tok->Encode(text);
+    bool ok = got == want;
+    if (!ok) {
+      ADD_FAILURE() << "olmo2 row " << row["id"] << " (" << row["category"]
+                    << "): encode mismatch\n text " << json(text).dump() << "\n want " << Show(want)
+                    << "\n got  " << Show(got);
+    }
+    std::vector<std::string> tokens;
+    for (int32_t id : want) tokens.push_back(tok->IdToToken(id));
+    if (tokens != row["tokens"].get<std::vector<std::string>>()) {
+      ADD_FAILURE() << "olmo2 row " << row["id"] << ": token strings differ";
+      ok = false;
+    }
+    if (tok->Decode(want) != row["decoded"].get<std::string>()) {
+      ADD_FAILURE() << "olmo2 row " << row["id"]
+                    << ": decode mismatch: " << json(tok->Decode(want)).dump();
+      ok = false;
+    }
+    passed += ok;
+  }
+  std::printf("[ vectors ] olmo2: %zu/%zu rows match\n", passed, rows.size());
+  EXPECT_EQ(passed, rows.size());
+}
+
+// Added tokens are matched whole inside text (special or not), as Hugging Face tokenizers does,
+// and only the special ones are dropped by skip_special_tokens.
+TEST(Olmo2Tokenizer, AddedTokensFromTheFileItself) {
+  auto tok = Tokenizer::FromFile(Olmo2Json());
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  auto text = ReadDataFile(Olmo2Json());
+  ASSERT_TRUE(text.ok());
+  const json file = json::parse(*text);
+  const auto hello = tok->Encode("Hello");
+  const auto world = tok->Encode(" world");
+  size_t checked = 0;
+  for (const json& added : file["added_tokens"]) {
+    const std::string content = added["content"].get<std::string>();
+    const int32_t id = added["id"].get<int32_t>();
+    EXPECT_EQ(tok->Encode(content), std::vector<int32_t>{id}) << content;
+    std::vector<int32_t> want = hello;
+    want.push_back(id);
+    want.insert(want.end(), world.begin(), world.end());
+    EXPECT_EQ(tok->Encode("Hello" + content + " world"), want) << content;
+    EXPECT_EQ(tok->IsSpecial(id), added["special"].get<bool>()) << content;
+    EXPECT_EQ(tok->Decode(want, /*skip_special_tokens=*/true),
+              added["special"].get<bool>() ? "Hello world" : "Hello" + content + " world")
+        << content;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 22u);
+  EXPECT_EQ(tok->TokenToId("<|endoftext|>"), 100257);
 }
 
 }  // namespace
