@@ -10,6 +10,18 @@ void AddBackendFlags(CLI::App* app, BackendFlags* flags) {
   app->add_flag("--bf16-activations", flags->bf16_activations,
                 "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
                 "logits differ by ~1e-2; recorded in results.json)");
+  app->add_option("--kv-dtype", flags->kv_dtype,
+                  "local: KV-cache dtype for generation, bf16 (default; half the memory) or f32; "
+                  "log-likelihoods always use f32")
+      ->check(CLI::IsMember({"bf16", "f32"}));
+}
+
+void ApplyLocalEngineFlags(const BackendFlags& flags, EngineOptions* options,
+                           nlohmann::json* provenance) {
+  options->bf16_activations = flags.bf16_activations;
+  options->kv_dtype = flags.kv_dtype == "f32" ? DType::kF32 : DType::kBF16;
+  if (flags.bf16_activations) (*provenance)["activations"] = "bf16";
+  if (flags.kv_dtype != "bf16") (*provenance)["kv_dtype"] = flags.kv_dtype;
 }
 
 }  // namespace rvec::cli

@@ -4,7 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "model/engine.h"
 
 namespace rvec::cli {
 
@@ -13,9 +16,16 @@ struct BackendFlags {
   std::string endpoint;           // openai
   size_t concurrency = 4;         // openai
   bool bf16_activations = false;  // local
+  std::string kv_dtype = "bf16";  // local: generation KV-cache dtype (bf16 or f32, checked)
 };
 
-// Adds --backend, --endpoint, --concurrency and --bf16-activations to `app`, in that order.
+// Sets the local engine's options from the flags and records in `provenance` those that change
+// its results (a resumed run must match them).
+void ApplyLocalEngineFlags(const BackendFlags& flags, EngineOptions* options,
+                           nlohmann::json* provenance);
+
+// Adds --backend, --endpoint, --concurrency, --bf16-activations and --kv-dtype to `app`, in that
+// order.
 void AddBackendFlags(CLI::App* app, BackendFlags* flags);
 
 }  // namespace rvec::cli

@@ -38,6 +38,11 @@ struct BenchFlags {
   int repeats = 3;
   size_t bandwidth_mb = 1024;
   bool bf16_activations = false;
+  std::string kv_dtype = "bf16";
+  bool copy_context = false;
+  size_t compare_kv_steps = 0;  // > 0: measure bf16 against f32 KV logits over this many steps  //
+                                // each decode sequence copies the context instead of sharing it
+  DType kv = DType::kBF16;      // parsed kv_dtype
 };
 
 // CPU seconds used by the whole process (all threads): on a busy machine, work / CPU time still
@@ -102,7 +107,12 @@ struct BenchRig {
 // Checks the flags that need no model; returns the decode batch sizes.
 StatusOr<std::vector<size_t>> CheckBenchFlags(const BenchFlags& f) {
   ASSIGN_OR_RETURN(std::vector<size_t> batches, ParseBatches(f.batch));
-  if (f.prompt_tokens == 0 && f.gen_tokens == 0) return InvalidArgument("nothing to measure");
+  if (f.kv_dtype != "bf16" && f.kv_dtype != "f32") {
+    return InvalidArgument("--kv-dtype: '{}' is not bf16 or f32", f.kv_dtype);
+  }
+  if (f.prompt_tokens == 0 && f.gen_tokens == 0 && f.compare_kv_steps == 0) {
+    return InvalidArgument("nothing to measure");
+  }
   if (f.repeats < 1) return InvalidArgument("--repeats must be >= 1");
   if (f.context > 0 && f.gen_tokens == 0) {
     return InvalidArgument("--context sets the depth decode starts at; --gen-tokens is 0");
@@ -114,7 +124,7 @@ StatusOr<std::vector<size_t>> CheckBenchFlags(const BenchFlags& f) {
 // decode sequence starts from a copy of that cache.
 Status PrefillContext(BenchRig& rig) {
   const BenchFlags& f = rig.f;
-  rig.context_kv = rig.kv_pool.TryAllocate(f.context);
+  rig.context_kv = rig.kv_pool.TryAllocate(f.context, f.kv);
   if (!rig.context_kv) return Internal("--context {}: no room in the KV pool", f.context);
   rig.note(fmt::format("  prefilling {} tokens of context (not timed)...", f.context));
   for (size_t p = 0; p < f.context; p += f.prefill_chunk) {
@@ -129,7 +139,7 @@ Status PrefillContext(BenchRig& rig) {
 // First touch of the mapped weights (page faults), kept out of the timed runs. Returns seconds.
 double WarmUp(BenchRig& rig) {
   const auto t_warm = Clock::now();
-  auto kv = rig.kv_pool.TryAllocate(1);
+  auto kv = rig.kv_pool.TryAllocate(1, rig.f.kv);
   const TokenInput in{rig.RandomId(), 0, kv.get(), true};
   rig.tf.Forward({&in, 1}, &rig.logits);
   return Seconds(t_warm, Clock::now());
@@ -142,7 +152,7 @@ nlohmann::json MeasurePrefill(BenchRig& rig) {
   for (int r = 0; r < f.repeats; ++r) {
     std::vector<int32_t> ids(f.prompt_tokens);
     for (auto& id : ids) id = rig.RandomId();
-    auto kv = rig.kv_pool.TryAllocate(f.prompt_tokens);
+    auto kv = rig.kv_pool.TryAllocate(f.prompt_tokens, f.kv);
     const double c0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
     for (size_t p = 0; p < ids.size(); p += f.prefill_chunk) {
@@ -174,14 +184,19 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
   const BenchFlags& f = rig.f;
   const ModelConfig& config = rig.config;
   std::vector<double> times, cpu;
+  uint64_t kv_bytes = 0;
+  const size_t capacity = f.context + f.gen_tokens + 1;
   for (int r = 0; r < f.repeats; ++r) {
     std::vector<std::unique_ptr<SequenceKv>> kvs;
     std::vector<int32_t> next(b);
     for (size_t s = 0; s < b; ++s) {
-      kvs.push_back(rig.kv_pool.TryAllocate(f.context + f.gen_tokens + 1));
-      if (f.context > 0) kvs.back()->CopyPrefix(*rig.context_kv, f.context);
+      // The K samples of one prompt: the context's KV is referenced, not copied, unless asked.
+      kvs.push_back(f.context > 0 ? rig.kv_pool.TryAllocateWithPrefix(capacity, *rig.context_kv,
+                                                                      f.context, !f.copy_context)
+                                  : rig.kv_pool.TryAllocate(capacity, f.kv));
       next[s] = rig.RandomId();
     }
+    kv_bytes = rig.kv_pool.used();
     std::vector<TokenInput> in(b);
     const double c0 = ProcessCpuSeconds();
     const auto t0 = Clock::now();
@@ -197,8 +212,17 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
   const double median = times[times.size() / 2];
   const double rate = double(b * f.gen_tokens) / median;
   if (b == 1) *batch1_rate = rate;
+  // What b private copies of the context would hold, for the saving of the shared prompt KV.
+  const uint64_t unshared = b * rig.kv_pool.BytesFor(capacity, f.kv) +
+                            (f.context > 0 ? rig.kv_pool.BytesFor(f.context, f.kv) : 0);
   nlohmann::json d = {{"batch", b},
                       {"context", f.context},
+                      {"kv_dtype", f.kv_dtype},
+                      {"context_kv", f.context == 0   ? "none"
+                                     : f.copy_context ? "copied"
+                                                      : "shared"},
+                      {"kv_bytes", kv_bytes},
+                      {"kv_bytes_if_copied", unshared},
                       {"gen_tokens", f.gen_tokens},
                       {"median_seconds", median},
                       {"tokens_per_s", rate},
@@ -210,11 +234,62 @@ nlohmann::json MeasureDecode(BenchRig& rig, size_t b, const BandwidthResult& bw,
   d["weight_stream_gb_per_s"] = gbps;
   d["bandwidth_fraction"] = bw.gb_per_s > 0 ? gbps / bw.gb_per_s : 0.0;
   if (*batch1_rate > 0 && b > 1) d["speedup_vs_batch1"] = rate / *batch1_rate;
-  rig.note(
-      fmt::format("  decode batch {} at context {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} "
-                  "GB/s of weights = {:.0f}% of measured read bandwidth",
-                  b, f.context, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s));
+  rig.note(fmt::format(
+      "  decode batch {} at context {}: {:.1f} tokens/s ({:.1f} per sequence), {:.1f} GB/s of "
+      "weights = {:.0f}% of measured read bandwidth; KV {} ({} if copied)",
+      b, f.context, rate, rate / b, gbps, 100 * gbps / bw.gb_per_s, HumanBytes(kv_bytes),
+      HumanBytes(unshared)));
   return d;
+}
+
+// bf16 against f32 KV on the same tokens: a random prompt of f.prompt_tokens (at least 16) is
+// prefilled into one cache of each dtype, then both decode the f32 cache's greedy tokens (teacher
+// forcing keeps the two on one path). Reports the largest logit difference and how often the
+// greedy token differs.
+nlohmann::json CompareKvDtypes(BenchRig& rig) {
+  const BenchFlags& f = rig.f;
+  const size_t V = rig.config.vocab;
+  const size_t prompt = std::max<size_t>(f.prompt_tokens, 16);
+  const size_t steps = f.compare_kv_steps;
+  auto kv32 = rig.kv_pool.TryAllocate(prompt + steps + 1, DType::kF32);
+  auto kv16 = rig.kv_pool.TryAllocate(prompt + steps + 1, DType::kBF16);
+  if (!kv32 || !kv16) return {{"error", "no room in the KV pool"}};
+  std::vector<TokenInput> in;
+  int32_t next = 0;
+  for (size_t p = 0; p < prompt; p += f.prefill_chunk) {
+    in.clear();
+    const size_t end = std::min(prompt, p + f.prefill_chunk);
+    for (size_t i = p; i < end; ++i) {
+      const int32_t id = rig.RandomId();
+      in.push_back({id, i, kv32.get(), i + 1 == prompt});
+      in.push_back({id, i, kv16.get(), i + 1 == prompt});
+    }
+    rig.tf.Forward(in, &rig.logits);
+  }
+  double max_abs = 0, max_logit = 0;
+  size_t flips = 0;
+  for (size_t step = 0; step <= steps; ++step) {
+    const float* a = &rig.logits[0];
+    const float* b = &rig.logits[V];
+    for (size_t v = 0; v < V; ++v) {
+      max_abs = std::max(max_abs, double(std::fabs(a[v] - b[v])));
+      max_logit = std::max(max_logit, double(std::fabs(a[v])));
+    }
+    next = Argmax(a, V);
+    if (Argmax(b, V) != next) ++flips;
+    if (step == steps) break;
+    in = {{next, prompt + step, kv32.get(), true}, {next, prompt + step, kv16.get(), true}};
+    rig.tf.Forward(in, &rig.logits);
+  }
+  rig.note(fmt::format(
+      "  bf16 vs f32 KV over {} positions after a {}-token prompt: max |logit diff| {:.3g} "
+      "(largest |logit| {:.3g}), greedy token differs at {} of {}",
+      steps + 1, prompt, max_abs, max_logit, flips, steps + 1));
+  return {{"prompt_tokens", prompt},
+          {"positions_compared", steps + 1},
+          {"max_abs_logit_diff", max_abs},
+          {"max_abs_logit", max_logit},
+          {"greedy_token_changes", flips}};
 }
 
 // The human-readable summary of a finished run (`out` is the --json document).
@@ -224,9 +299,9 @@ void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandw
               out["architecture"].get<std::string>().c_str(),
               out["weights_dtype"].get<std::string>().c_str(),
               out["weight_bytes"].get<uint64_t>() / 1e9, out["parameters"].get<uint64_t>() / 1e6);
-  std::printf("engine         %s, %zu threads, %s activations\n",
+  std::printf("engine         %s, %zu threads, %s activations, %s KV\n",
               out["simd_target"].get<std::string>().c_str(), out["threads"].get<size_t>(),
-              f.bf16_activations ? "bf16" : "f32");
+              f.bf16_activations ? "bf16" : "f32", f.kv_dtype.c_str());
   std::printf("load (mmap)    %.3f s; first token (page-in) %.3f s\n",
               out["load_seconds"].get<double>(), out["first_token_seconds"].get<double>());
   std::printf("read bandwidth %.1f GB/s (%zu threads) -> decode cap %.1f tokens/s\n",
@@ -237,14 +312,24 @@ void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandw
                 out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
   }
   for (const auto& d : out["decode"]) {
-    std::printf("decode b=%-4zu  %s%.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s\n",
-                d["batch"].get<size_t>(),
-                f.context > 0 ? fmt::format("at context {}: ", f.context).c_str() : "",
-                d["tokens_per_s"].get<double>(), d["tokens_per_s_per_sequence"].get<double>(),
-                100 * d["bandwidth_fraction"].get<double>(),
-                d.contains("speedup_vs_batch1")
-                    ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
-                    : "");
+    std::printf(
+        "decode b=%-4zu  %s%.1f tokens/s (%.1f/sequence), %.0f%% of read bandwidth%s; KV %s\n",
+        d["batch"].get<size_t>(),
+        f.context > 0 ? fmt::format("at context {}: ", f.context).c_str() : "",
+        d["tokens_per_s"].get<double>(), d["tokens_per_s_per_sequence"].get<double>(),
+        100 * d["bandwidth_fraction"].get<double>(),
+        d.contains("speedup_vs_batch1")
+            ? fmt::format(", {:.1f}x batch 1", d["speedup_vs_batch1"].get<double>()).c_str()
+            : "",
+        HumanBytes(d["kv_bytes"].get<uint64_t>()).c_str());
+  }
+  if (out.contains("kv_bf16_vs_f32")) {
+    const auto& c = out["kv_bf16_vs_f32"];
+    std::printf(
+        "bf16 KV        max |logit - f32 KV logit| %.3g over %zu positions; greedy token "
+        "changed %zu times\n",
+        c["max_abs_logit_diff"].get<double>(), c["positions_compared"].get<size_t>(),
+        c["greedy_token_changes"].get<size_t>());
   }
   std::printf("peak memory    %s (VmHWM); KV cache %s\n", HumanBytes(PeakRss()).c_str(),
               HumanBytes(kv_peak).c_str());
@@ -253,8 +338,9 @@ void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandw
               out["load_average_at_end"].get<std::string>().c_str());
 }
 
-Status RunBench(const BenchFlags& f) {
+Status RunBench(BenchFlags f) {
   ASSIGN_OR_RETURN(std::vector<size_t> batches, CheckBenchFlags(f));
+  f.kv = f.kv_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   const auto t_load = Clock::now();
   ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(f.model));
   if (!ckpt.config()) return NotFound("{}: no config.json next to the weights", f.model);
@@ -278,7 +364,9 @@ Status RunBench(const BenchFlags& f) {
       f.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact;
   Transformer tf(config, weights, &pool, precision);
   size_t max_batch = *std::max_element(batches.begin(), batches.end());
-  const size_t positions = std::max(f.prompt_tokens, f.context + f.gen_tokens + 1);
+  const size_t positions =
+      std::max({f.prompt_tokens, f.context + f.gen_tokens + 1,
+                std::max<size_t>(f.prompt_tokens, 16) + f.compare_kv_steps + 1});
   // Room for every decode sequence twice over, plus the shared context.
   KvPool kv_pool(config,
                  config.KvBytesPerToken() * (positions * std::max<size_t>(max_batch, 1) * 2 +
@@ -295,6 +383,7 @@ Status RunBench(const BenchFlags& f) {
                         {"threads", pool.NumWorkers()},
                         {"simd_target", MatMulTargetName()},
                         {"activations", f.bf16_activations ? "bf16" : "f32"},
+                        {"kv_dtype", f.kv_dtype},
                         {"load_seconds", load_s},
                         {"first_token_seconds", first_token_s},
                         {"read_bandwidth_gb_per_s", bw.gb_per_s},
@@ -309,6 +398,7 @@ Status RunBench(const BenchFlags& f) {
     decode.push_back(MeasureDecode(rig, b, bw, weights.mapped_bytes, &batch1_rate));
   }
   out["decode"] = decode;
+  if (f.compare_kv_steps > 0) out["kv_bf16_vs_f32"] = CompareKvDtypes(rig);
   out["bandwidth_cap_tokens_per_s"] = bw.gb_per_s * 1e9 / double(weights.mapped_bytes);
   out["peak_rss_bytes"] = PeakRss();
   out["kv_cache_peak_bytes"] = kv_pool.peak();
@@ -334,7 +424,7 @@ const RegisterCommand kBench(
           "Examples:\n"
           "  rvec synth --preset qwen2.5-0.5b --dtype bf16 -o /tmp/q05 && rvec bench /tmp/q05\n"
           "  rvec bench /tmp/q05 --prompt-tokens 512 --gen-tokens 128 --batch 1,16 --json\n"
-          "  rvec bench /tmp/q05 --prompt-tokens 0 --context 4096 --batch 1");
+          "  rvec bench /tmp/q05 --prompt-tokens 0 --context 4096 --batch 1,8 --kv-dtype f32");
       app.add_option("model", f->model, "Model directory")->required();
       app.add_option("--prompt-tokens", f->prompt_tokens, "Prefill length (default 512; 0 = skip)");
       app.add_option("--gen-tokens", f->gen_tokens, "Decode steps per batch (default 128)");
@@ -348,6 +438,13 @@ const RegisterCommand kBench(
                      "Bandwidth probe buffer (default 1024 MiB)");
       app.add_flag("--bf16-activations", f->bf16_activations,
                    "Round activations to bf16 for the AVX512_BF16 dot product");
+      app.add_option("--kv-dtype", f->kv_dtype, "KV-cache dtype: bf16 (default) or f32");
+      app.add_flag("--copy-context", f->copy_context,
+                   "Give each decode sequence a private copy of the --context KV instead of "
+                   "sharing one read-only copy (to measure what sharing saves)");
+      app.add_option("--compare-kv-steps", f->compare_kv_steps,
+                     "Also measure bf16 against f32 KV: largest logit difference and greedy "
+                     "changes over this many decode steps (default 0 = off)");
       AddCommonFlags(app);
       return [f]() { return RunBench(*f); };
     });

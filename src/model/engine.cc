@@ -10,9 +10,12 @@
 #include <cmath>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "base/threading.h"
 #include "io/checkpoint.h"
@@ -45,6 +48,7 @@ struct Sequence {
   size_t prompt_len = 0;
   size_t computed = 0;
   size_t capacity = 0;  // KV positions to reserve
+  DType kv_dtype = DType::kF32;
   bool generate = false;
   bool finished = false;
   std::unique_ptr<SequenceKv> kv;
@@ -80,6 +84,18 @@ void ReadEosIds(const nlohmann::json& j, std::set<int32_t>* out) {
 
 bool IsPythonSpace(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
+// MemAvailable of /proc/meminfo in bytes, 0 when unknown.
+uint64_t MemAvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(std::filesystem::path dir, EngineOptions options)
@@ -114,6 +130,10 @@ class EngineImpl final : public Engine {
     transformer_ = std::make_unique<Transformer>(
         config_, weights_, pool_.get(),
         opt_.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact);
+    if (opt_.kv_dtype != DType::kF32 && opt_.kv_dtype != DType::kBF16) {
+      return InvalidArgument("KV-cache dtype {} is not supported (f32 or bf16)",
+                             DTypeName(opt_.kv_dtype));
+    }
     kv_pool_ = std::make_unique<KvPool>(config_, opt_.kv_cache_bytes);
     if (opt_.max_batch == 0) opt_.max_batch = 1;
     if (opt_.prefill_chunk == 0) opt_.prefill_chunk = 1;
@@ -132,6 +152,19 @@ class EngineImpl final : public Engine {
 
   std::vector<int32_t> EosTokenIds() const override { return eos_ids_; }
 
+  StatusOr<MemoryForecast> ForecastGenerate(const std::vector<std::vector<int32_t>>& prompts,
+                                            const GenerateOptions& options) const override {
+    std::vector<Sequence> seqs(prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      seqs[i].tokens = prompts[i];
+      seqs[i].prompt_len = std::min(prompts[i].size(), config_.max_positions - 1);
+      SizeForGeneration(options, &seqs[i]);
+    }
+    return Forecast(seqs);
+  }
+
+  MemoryForecast LastForecast() const override { return last_forecast_; }
+
   EngineStats Stats() const override {
     EngineStats s = stats_;
     s.kv_budget_bytes = kv_pool_->budget();
@@ -143,6 +176,10 @@ class EngineImpl final : public Engine {
       const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& options,
       const std::function<void(size_t, const std::string&)>& on_token,
       Progress* progress) override {
+    if (!options.streams.empty() && options.streams.size() != prompts.size()) {
+      return InvalidArgument("{} random streams given for {} prompts", options.streams.size(),
+                             prompts.size());
+    }
     std::vector<Sequence> seqs(prompts.size());
     std::set<int32_t> stop_ids(eos_ids_.begin(), eos_ids_.end());
     stop_ids.insert(options.stop_token_ids.begin(), options.stop_token_ids.end());
@@ -160,9 +197,7 @@ class EngineImpl final : public Engine {
         return InvalidArgument("prompt {} has {} tokens; the model allows {} positions", i,
                                s.prompt_len, config_.max_positions);
       }
-      s.max_new = std::min<size_t>(std::max(options.max_new_tokens, 0),
-                                   config_.max_positions - s.prompt_len);
-      s.capacity = s.prompt_len + s.max_new;
+      SizeForGeneration(options, &s);
       s.decoder = std::make_unique<StreamDecoder>(tokenizer_, /*skip_special_tokens=*/true);
       if (s.max_new == 0) {
         s.finished = true;
@@ -206,7 +241,9 @@ class EngineImpl final : public Engine {
       }
     };
     auto on_logits = [&](Sequence& s, size_t, const float* logits) {
-      const int32_t next = SampleToken(logits, config_.vocab, params, s.index, s.generated);
+      const int32_t next =
+          SampleToken(logits, config_.vocab, params,
+                      options.streams.empty() ? s.index : options.streams[s.index], s.generated);
       ++s.generated;
       if (stop_ids.count(next)) {
         s.finished = true;
@@ -225,7 +262,8 @@ class EngineImpl final : public Engine {
       if (progress && s.finished) progress->Advance();
     };
     auto want = [&](const Sequence& s, size_t pos) { return pos + 1 == s.tokens.size(); };
-    RETURN_IF_ERROR(Run(seqs, want, on_logits));
+    ASSIGN_OR_RETURN(last_forecast_, Forecast(seqs));
+    RETURN_IF_ERROR(Run(seqs, want, on_logits, last_forecast_.batch));
     std::vector<GenerateResult> results(seqs.size());
     for (size_t i = 0; i < seqs.size(); ++i) {
       Sequence& s = seqs[i];
@@ -273,7 +311,7 @@ class EngineImpl final : public Engine {
       if (Argmax(logits, config_.vocab) != target) s.greedy = false;
       if (pos + 2 == s.tokens.size() && progress) progress->Advance();
     };
-    RETURN_IF_ERROR(Run(seqs, want, on_logits));
+    RETURN_IF_ERROR(Run(seqs, want, on_logits, opt_.max_batch));
     std::vector<LoglikelihoodResult> results(seqs.size());
     for (size_t i = 0; i < seqs.size(); ++i) results[i] = {seqs[i].logprob, seqs[i].greedy};
     return results;
@@ -300,7 +338,7 @@ class EngineImpl final : public Engine {
     };
     const bool cache = opt_.prefix_cache;
     opt_.prefix_cache = false;  // raw logits always come from a full computation
-    Status st = Run(seqs, want, on_logits);
+    Status st = Run(seqs, want, on_logits, 1);
     opt_.prefix_cache = cache;
     RETURN_IF_ERROR(st);
     return out;
@@ -315,6 +353,95 @@ class EngineImpl final : public Engine {
       }
     }
     return OkStatus();
+  }
+
+  // A generation request's new tokens and KV positions (the prompt is already set).
+  void SizeForGeneration(const GenerateOptions& options, Sequence* s) const {
+    s->max_new = std::min<size_t>(std::max(options.max_new_tokens, 0),
+                                  config_.max_positions - s->prompt_len);
+    s->capacity = s->prompt_len + s->max_new;
+    s->kv_dtype = opt_.kv_dtype;
+    s->generate = true;
+  }
+
+  // An upper bound on the KV bytes of any `batch` sequences active at once, and what shared
+  // prompts save there. Sequences with one prompt hold one full block between them, and otherwise
+  // only their tails: a sample is admitted once the prompt is prefilled to within one key tile
+  // (ShouldWait), so all but at most one tile of the prompt's whole tiles is referenced. Any
+  // active set is one full block per prompt plus tails, so the `batch` largest of those items
+  // bound it.
+  std::pair<uint64_t, uint64_t> WorstBatchKv(const std::vector<const Sequence*>& list,
+                                             const std::vector<size_t>& group, size_t batch) const {
+    std::vector<std::pair<uint64_t, uint64_t>> items;  // (bytes, saved against a private copy)
+    std::vector<bool> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const Sequence& s = *list[i];
+      const uint64_t full = kv_pool_->BytesFor(s.capacity, s.kv_dtype);
+      const size_t tiles = s.prompt_len > 0 ? (s.prompt_len - 1) / kKeyTile * kKeyTile : 0;
+      const size_t shared = opt_.prefix_cache && tiles > kKeyTile ? tiles - kKeyTile : 0;
+      if (group[i] >= seen.size()) seen.resize(group[i] + 1, false);
+      if (shared > 0 && seen[group[i]]) {
+        const uint64_t tail = kv_pool_->BytesFor(RoundUpToKeyTile(s.capacity) - shared, s.kv_dtype);
+        items.emplace_back(tail, full - tail);
+      } else {
+        items.emplace_back(full, 0);
+      }
+      seen[group[i]] = true;
+    }
+    std::sort(items.begin(), items.end(), std::greater<>());
+    uint64_t kv = 0, saved = 0;
+    for (size_t i = 0; i < std::min(batch, items.size()); ++i) {
+      kv += items[i].first, saved += items[i].second;
+    }
+    return {kv, saved};
+  }
+
+  // Activations for a step of prefill_chunk + batch tokens, per-worker attention scores over the
+  // longest context, and one logits row per sequence.
+  uint64_t ScratchBytes(size_t batch, size_t max_capacity) const {
+    const size_t tokens = opt_.prefill_chunk + batch;
+    const size_t per_token = 3 * config_.hidden + 2 * config_.q_dim() + 2 * config_.kv_dim() +
+                             2 * config_.intermediate + config_.head_dim;
+    return sizeof(float) * (uint64_t(tokens) * per_token +
+                            uint64_t(pool_->NumWorkers()) * RoundUpToKeyTile(max_capacity) +
+                            uint64_t(batch) * config_.vocab);
+  }
+
+  // Plans the batch for a generation run (see MemoryForecast).
+  StatusOr<MemoryForecast> Forecast(const std::vector<Sequence>& seqs) const {
+    MemoryForecast f;
+    f.kv_dtype = opt_.kv_dtype == DType::kBF16 ? "bf16" : "f32";
+    f.weight_bytes = ckpt_->TotalTensorBytes();
+    f.kv_budget_bytes = opt_.kv_cache_bytes;
+    f.available_bytes = MemAvailableBytes();
+    std::vector<const Sequence*> list;
+    std::vector<size_t> group;
+    std::map<std::vector<int32_t>, size_t> ids;
+    size_t max_capacity = 0;
+    for (const Sequence& s : seqs) {
+      if (s.max_new == 0) continue;
+      list.push_back(&s);
+      const std::vector<int32_t> prompt(s.tokens.begin(), s.tokens.begin() + s.prompt_len);
+      group.push_back(ids.emplace(prompt, ids.size()).first->second);
+      max_capacity = std::max(max_capacity, s.capacity);
+    }
+    f.requested_batch = std::min(opt_.max_batch, list.size());
+    for (size_t b = f.requested_batch; b >= 1; --b) {
+      std::tie(f.kv_bytes, f.kv_saved_bytes) = WorstBatchKv(list, group, b);
+      f.scratch_bytes = ScratchBytes(b, max_capacity);
+      f.total_bytes = f.weight_bytes + f.kv_bytes + f.scratch_bytes;
+      f.batch = b;
+      const bool ram_ok =
+          f.available_bytes == 0 || f.kv_bytes + f.scratch_bytes <= f.available_bytes;
+      if (f.kv_bytes <= f.kv_budget_bytes && ram_ok) return f;
+    }
+    if (list.empty()) return f;
+    return InvalidArgument(
+        "memory forecast: one sequence needs {} of {} KV (KV cache budget {}) and {} of scratch "
+        "({} available); shorten the prompt or the generation, or raise the KV budget",
+        HumanBytes(f.kv_bytes), f.kv_dtype, HumanBytes(f.kv_budget_bytes),
+        HumanBytes(f.scratch_bytes),
+        f.available_bytes ? HumanBytes(f.available_bytes) : std::string("unknown"));
   }
 
   // lm-eval's HFLM._encode_pair: trailing context whitespace moves to the continuation, the
@@ -347,27 +474,49 @@ class EngineImpl final : public Engine {
     return std::make_pair(std::move(ctx), std::move(cont));
   }
 
-  // Finds the longest reusable prefix for `s` among cached and active sequences and copies it.
-  void ReusePrefix(Sequence& s, const std::vector<Sequence*>& active) {
+  struct PrefixSource {
+    const SequenceKv* kv = nullptr;
+    size_t len = 0;
+    size_t cache_index = SIZE_MAX;  // SIZE_MAX: an active sequence
+  };
+
+  // The longest reusable prefix for `s` among cached and active sequences with its KV dtype.
+  PrefixSource FindPrefix(const Sequence& s, const std::vector<Sequence*>& active) const {
     // Positions whose logits are needed are always recomputed.
     const size_t limit = s.FirstWanted();
-    if (limit == 0 || !opt_.prefix_cache) return;
-    size_t best = 0;
-    const SequenceKv* src = nullptr;
-    size_t cache_hit = SIZE_MAX;
+    PrefixSource best;
+    if (limit == 0 || !opt_.prefix_cache) return best;
     for (size_t c = 0; c < cache_.size(); ++c) {
+      if (cache_[c].kv->dtype() != s.kv_dtype) continue;
       const size_t l = CommonPrefix(s.tokens, limit, cache_[c].tokens, cache_[c].tokens.size());
-      if (l > best) best = l, src = cache_[c].kv.get(), cache_hit = c;
+      if (l > best.len) best = {cache_[c].kv.get(), l, c};
     }
     for (const Sequence* a : active) {
+      if (a->kv->dtype() != s.kv_dtype) continue;
       const size_t l = CommonPrefix(s.tokens, limit, a->tokens, a->computed);
-      if (l > best) best = l, src = a->kv.get(), cache_hit = SIZE_MAX;
+      if (l > best.len) best = {a->kv.get(), l, SIZE_MAX};
     }
-    if (best == 0) return;
-    if (cache_hit != SIZE_MAX) cache_[cache_hit].stamp = ++clock_;
-    s.kv->CopyPrefix(*src, best);
-    s.computed = best;
-    stats_.tokens_reused += best;
+    return best;
+  }
+
+  // Gives `s` its KV: the best shared prefix is referenced (whole tiles) or copied, the rest is
+  // its own. Evicts cached prefixes for room; false when nothing more can be evicted.
+  bool AllocateKv(Sequence& s, const std::vector<Sequence*>& active) {
+    while (true) {
+      const PrefixSource src = FindPrefix(s, active);
+      std::unique_ptr<SequenceKv> kv =
+          src.kv ? kv_pool_->TryAllocateWithPrefix(s.capacity, *src.kv, src.len)
+                 : kv_pool_->TryAllocate(s.capacity, s.kv_dtype);
+      if (kv) {
+        if (src.cache_index != SIZE_MAX) cache_[src.cache_index].stamp = ++clock_;
+        s.computed = src.len;
+        stats_.tokens_reused += src.len;
+        stats_.tokens_shared += kv->shared_positions();
+        s.kv = std::move(kv);
+        return true;
+      }
+      if (!EvictOldest()) return false;
+    }
   }
 
   // True when an active sequence will soon hold a clearly longer shared prefix for `s` than is
@@ -412,7 +561,8 @@ class EngineImpl final : public Engine {
   // chunks (prefill_chunk tokens in all) of prefilling ones; `want(s, pos)` says which positions
   // need logits and `on_logits` consumes them (and may append tokens or finish the sequence).
   template <class Want, class OnLogits>
-  Status Run(std::vector<Sequence>& seqs, const Want& want, const OnLogits& on_logits) {
+  Status Run(std::vector<Sequence>& seqs, const Want& want, const OnLogits& on_logits,
+             size_t max_batch) {
     std::deque<size_t> pending;
     for (size_t i = 0; i < seqs.size(); ++i) {
       if (!seqs[i].finished) pending.push_back(i);
@@ -423,23 +573,19 @@ class EngineImpl final : public Engine {
     std::vector<float> logits;
     while (!pending.empty() || !active.empty()) {
       // Admit new sequences while the batch and the KV budget allow.
-      while (!pending.empty() && active.size() < opt_.max_batch) {
+      while (!pending.empty() && active.size() < max_batch) {
         Sequence& s = seqs[pending.front()];
         if (!active.empty() && ShouldWait(s, active)) break;
-        std::unique_ptr<SequenceKv> kv = kv_pool_->TryAllocate(s.capacity);
-        while (!kv && EvictOldest()) kv = kv_pool_->TryAllocate(s.capacity);
-        if (!kv) {
+        if (!AllocateKv(s, active)) {
           if (active.empty()) {
             return FailedPrecondition(
                 "KV cache budget of {} cannot hold one sequence of {} positions ({} needed); "
                 "raise kv_cache_bytes",
                 HumanBytes(kv_pool_->budget()), s.capacity,
-                HumanBytes(kv_pool_->BytesFor(s.capacity)));
+                HumanBytes(kv_pool_->BytesFor(s.capacity, s.kv_dtype)));
           }
           break;
         }
-        s.kv = std::move(kv);
-        ReusePrefix(s, active);
         active.push_back(&s);
         pending.pop_front();
       }
@@ -506,9 +652,19 @@ class EngineImpl final : public Engine {
   std::vector<CachedPrefix> cache_;
   uint64_t clock_ = 0;
   EngineStats stats_;
+  MemoryForecast last_forecast_;
 };
 
 }  // namespace
+
+std::string MemoryForecast::ToString() const {
+  return fmt::format(
+      "memory forecast: batch {} (of {} requested), weights {} + {} KV {} ({} saved by shared "
+      "prompts) + scratch {} = {}; KV budget {}, available {}",
+      batch, requested_batch, HumanBytes(weight_bytes), kv_dtype, HumanBytes(kv_bytes),
+      HumanBytes(kv_saved_bytes), HumanBytes(scratch_bytes), HumanBytes(total_bytes),
+      HumanBytes(kv_budget_bytes), available_bytes ? HumanBytes(available_bytes) : "unknown");
+}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& model_dir,
                                                const EngineOptions& options) {

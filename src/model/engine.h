@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/dtype.h"
 #include "base/progress.h"
 #include "base/status.h"
 #include "text/tokenizer.h"
@@ -27,6 +28,26 @@ struct EngineOptions {
   bool bf16_activations = false;
   // Keep finished sequences' KV (within kv_cache_bytes) to reuse shared prompt prefixes.
   bool prefix_cache = true;
+  // KV-cache dtype for generation (kBF16 or kF32): bf16 halves the memory and the bytes attention
+  // reads. Log-likelihoods and Logits() always use f32 KV, so that scores stay reproducible
+  // across backends (docs/status.md has the measured logits difference).
+  DType kv_dtype = DType::kBF16;
+};
+
+// Peak memory a generation batch is forecast to need, and the batch it runs at: the engine lowers
+// the batch until the KV fits kv_cache_bytes and KV plus scratch fit in MemAvailable.
+struct MemoryForecast {
+  size_t requested_batch = 0;    // max_batch, capped by the number of prompts
+  size_t batch = 0;              // sequences stepped together after lowering
+  uint64_t weight_bytes = 0;     // mapped weights (file-backed, shared with the page cache)
+  uint64_t kv_bytes = 0;         // bound on the KV of any `batch` sequences, shared prompts once
+  uint64_t kv_saved_bytes = 0;   // KV the shared prompts save there over private copies
+  uint64_t scratch_bytes = 0;    // activations, attention scores and logits
+  uint64_t total_bytes = 0;      // weights + KV + scratch
+  uint64_t kv_budget_bytes = 0;  // EngineOptions::kv_cache_bytes
+  uint64_t available_bytes = 0;  // /proc/meminfo MemAvailable (0 = unknown)
+  std::string kv_dtype;
+  std::string ToString() const;  // one line for logs
 };
 
 // Counters since Load, for logs and benchmarks.
@@ -34,7 +55,8 @@ struct EngineStats {
   uint64_t kv_budget_bytes = 0;
   uint64_t kv_peak_bytes = 0;    // most KV memory held at once (active + prefix cache)
   uint64_t tokens_computed = 0;  // positions run through the model
-  uint64_t tokens_reused = 0;    // prompt positions copied from a cached shared prefix
+  uint64_t tokens_reused = 0;    // prompt positions taken from a shared prefix, not recomputed
+  uint64_t tokens_shared = 0;    // of those, positions referenced in place rather than copied
   uint64_t forward_steps = 0;
 };
 
@@ -46,6 +68,10 @@ struct GenerateOptions {
   float top_p = 1.0f;
   int top_k = 0;  // 0 = off
   uint64_t seed = 0;
+  // Random stream of each prompt (sampling draws depend only on seed, stream and step). Empty: the
+  // prompt's index. Callers that batch differently (the evaluation harness: one stream per
+  // document and sample) set it so that samples do not depend on batching or order.
+  std::vector<uint64_t> streams;
 };
 
 struct GenerateResult {
@@ -92,6 +118,13 @@ class Engine {
   // Token ids that end generation: every eos id of generation_config.json, config.json and the
   // tokenizer's eos_token.
   virtual std::vector<int32_t> EosTokenIds() const { return {}; }
+  // The memory forecast GenerateBatch would act on for these prompts (InvalidArgument, with the
+  // numbers, when not even one sequence fits), and the one the last GenerateBatch used.
+  virtual StatusOr<MemoryForecast> ForecastGenerate(const std::vector<std::vector<int32_t>>&,
+                                                    const GenerateOptions&) const {
+    return Unimplemented("no memory forecast for this engine");
+  }
+  virtual MemoryForecast LastForecast() const { return {}; }
   virtual EngineStats Stats() const { return {}; }
 };
 

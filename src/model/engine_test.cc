@@ -1,12 +1,14 @@
 // Engine behaviour on synth models: batching never changes results (any batch size, chunking,
 // KV budget or prefix reuse), generation stops where asked, sampling is seeded, and
-// LogLikelihood follows lm-eval's token split and greedy check.
+// LogLikelihood follows lm-eval's token split and greedy check. K samples of one prompt share its
+// KV without changing a bit, and the memory forecast lowers the batch or refuses with numbers.
 #include "model/engine.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "model/kv_cache.h"
 #include "model/model_test_util.h"
 #include "model/sampler.h"
 
@@ -32,7 +34,9 @@ std::vector<std::vector<int32_t>> Prompts(const Engine& e) {
 }
 
 TEST(Engine, GreedyGenerationEqualsStepwiseArgmax) {
-  auto e = LoadEngine("tiny-qwen2");
+  EngineOptions o;
+  o.kv_dtype = DType::kF32;  // as Logits() uses
+  auto e = LoadEngine("tiny-qwen2", o);
   ASSERT_TRUE(e);
   const auto prompt = e->tokenizer().Encode("The quick brown fox");
   GenerateOptions g;
@@ -303,6 +307,125 @@ TEST(Engine, RejectsBadInput) {
   auto missing = Engine::Load("/nonexistent/model", {});
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(e->Describe().find("Qwen2ForCausalLM"), std::string::npos);
+}
+
+const char kLongPrompt[] =
+    "Question: a farmer has 17 sheep and buys 23 more, then sells a third of the flock. How many "
+    "sheep are left? Think step by step and give the final answer.";
+
+// K samples of one prompt (distinct random streams, as the evaluation harness asks for them)
+// reference the prompt's KV instead of copying it; the samples equal private, unbatched runs bit
+// for bit, at any thread count, for either KV dtype.
+TEST(Engine, KSamplesOfOnePromptShareItsKvAndMatchPrivateRuns) {
+  for (DType kv : {DType::kBF16, DType::kF32}) {
+    GenerateOptions g;
+    g.max_new_tokens = 14;
+    g.temperature = 0.9f;
+    g.seed = 5;
+    g.streams = {10, 11, 12, 13, 14, 15};
+    std::vector<GenerateResult> base;
+    {
+      EngineOptions o;
+      o.max_batch = 1;
+      o.prefix_cache = false;
+      o.kv_dtype = kv;
+      auto e = LoadEngine("tiny-qwen2", o);
+      ASSERT_TRUE(e);
+      const auto prompt = e->tokenizer().Encode(kLongPrompt);
+      ASSERT_GT(prompt.size(), 33u);
+      auto r = e->GenerateBatch(std::vector(6, prompt), g, nullptr, nullptr);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(e->Stats().tokens_shared, 0u);
+      base = *r;
+    }
+    for (size_t threads : {1, 3}) {
+      EngineOptions o;
+      o.threads = threads;
+      o.max_batch = 8;
+      o.kv_dtype = kv;
+      auto e = LoadEngine("tiny-qwen2", o);
+      ASSERT_TRUE(e);
+      const auto prompt = e->tokenizer().Encode(kLongPrompt);
+      auto r = e->GenerateBatch(std::vector(6, prompt), g, nullptr, nullptr);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      for (size_t i = 0; i < base.size(); ++i) {
+        EXPECT_EQ((*r)[i].tokens, base[i].tokens) << "sample " << i << " threads " << threads;
+      }
+      // Five samples referenced the prompt's whole tiles instead of copying them.
+      EXPECT_EQ(e->Stats().tokens_shared, 5 * ((prompt.size() - 1) / 16 * 16));
+      const MemoryForecast f = e->LastForecast();
+      EXPECT_EQ(f.batch, 6u);
+      EXPECT_GT(f.kv_saved_bytes, 0u);
+      EXPECT_LE(e->Stats().kv_peak_bytes, f.kv_bytes);
+    }
+  }
+}
+
+TEST(Engine, MemoryForecastCountsSharedPromptsOnceAndLowersTheBatchOrRefuses) {
+  auto m = testing_util::LoadModel(SynthModel("tiny-llama", DType::kBF16));
+  ASSERT_TRUE(m);
+  KvPool bytes(m->config, 0);
+  auto e = LoadEngine("tiny-llama");
+  ASSERT_TRUE(e);
+  GenerateOptions g;
+  g.max_new_tokens = 10;
+  const auto prompts = Prompts(*e);  // five short prompts: nothing worth sharing
+  std::vector<uint64_t> kv;
+  for (const auto& p : prompts) kv.push_back(bytes.BytesFor(p.size() + 10, DType::kBF16));
+  auto all = e->ForecastGenerate(prompts, g);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->requested_batch, 5u);
+  EXPECT_EQ(all->batch, 5u);
+  EXPECT_EQ(all->kv_bytes, kv[0] + kv[1] + kv[2] + kv[3] + kv[4]);
+  EXPECT_EQ(all->kv_saved_bytes, 0u);
+  EXPECT_EQ(all->kv_dtype, "bf16");
+  EXPECT_GT(all->scratch_bytes, 0u);
+  EXPECT_EQ(all->total_bytes, all->weight_bytes + all->kv_bytes + all->scratch_bytes);
+  EXPECT_NE(all->ToString().find("batch 5"), std::string::npos);
+
+  // A budget for the two largest: any two may be active at once.
+  std::vector<uint64_t> sorted = kv;
+  std::sort(sorted.rbegin(), sorted.rend());
+  const uint64_t pair = sorted[0] + sorted[1];
+  EngineOptions o;
+  o.kv_cache_bytes = pair;
+  auto two = LoadEngine("tiny-llama", o);
+  ASSERT_TRUE(two);
+  auto f2 = two->ForecastGenerate(prompts, g);
+  ASSERT_TRUE(f2.ok());
+  EXPECT_EQ(f2->batch, 2u);
+  EXPECT_EQ(f2->kv_bytes, pair);
+  auto r2 = two->GenerateBatch(prompts, g, nullptr, nullptr);
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_EQ(two->LastForecast().batch, 2u);
+
+  // K copies of a long prompt: one full block, then only the tails past the shared tiles (less
+  // the one tile a sample may be admitted without).
+  const auto prompt = e->tokenizer().Encode(kLongPrompt);
+  const size_t cap = prompt.size() + 10, shared = (prompt.size() - 1) / 16 * 16 - 16;
+  ASSERT_GT(shared, 0u);
+  const uint64_t full = bytes.BytesFor(cap, DType::kBF16);
+  const uint64_t tail = bytes.BytesFor(RoundUpToKeyTile(cap) - shared, DType::kBF16);
+  auto k4 = e->ForecastGenerate(std::vector(4, prompt), g);
+  ASSERT_TRUE(k4.ok());
+  EXPECT_EQ(k4->kv_bytes, full + 3 * tail);
+  EXPECT_EQ(k4->kv_saved_bytes, 3 * (full - tail));
+
+  // Not even one sequence fits: refused before running, with the numbers.
+  o.kv_cache_bytes = kv[1] - 1;
+  auto tiny = LoadEngine("tiny-llama", o);
+  ASSERT_TRUE(tiny);
+  auto bad = tiny->ForecastGenerate({prompts[1]}, g);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find(HumanBytes(kv[1])), std::string::npos)
+      << bad.status().message();
+  EXPECT_NE(bad.status().message().find("KV cache budget " + HumanBytes(kv[1] - 1)),
+            std::string::npos)
+      << bad.status().message();
+  auto run = tiny->GenerateBatch({prompts[1]}, g, nullptr, nullptr);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
   size_t max_ctx = 0;
   for (const TokenInput& t : tokens) max_ctx = std::max(max_ctx, t.pos + 1);
   max_ctx = RoundUpToKeyTile(max_ctx);  // the attention kernel scores whole key tiles
-  Grow(&scores_, workers * max_ctx);
+  Grow(&scores_, workers * (c_.heads / c_.kv_heads) * max_ctx);
   auto for_tokens = [&](auto&& fn) {
     if (pool_ && n > 1) {
       pool_->ParallelFor(n, [&](size_t t, size_t) { fn(t); });
@@ -62,8 +62,6 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
     if (t.pos % kKeyTile == 0) t.kv->ClearKeyTile(t.pos);
   }
 
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const size_t group = c_.heads / c_.kv_heads;
   for (size_t l = 0; l < c_.layers; ++l) {
     const LayerWeights& lw = w_.layers[l];
     // Attention block (OLMo 2: on the residual stream itself, no norm before it).
@@ -95,20 +93,7 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
       tokens[t].kv->Store(l, tokens[t].pos, &k_[t * KVD], &v_[t * KVD]);
     });
     // Every token of this step has its K/V cached, so attention sees its own chunk causally.
-    auto attend = [&](size_t task, size_t worker) {
-      const size_t t = task / c_.heads, h = task % c_.heads;
-      SequenceKv* kv = tokens[t].kv;
-      const size_t kvh = h / group;
-      AttentionHead(&q_[t * QD + h * D], kv->KeyTiles(l, kvh), kv->V(l, 0) + kvh * D, KVD,
-                    tokens[t].pos + 1, D, scale, &scores_[worker * max_ctx], &att_[t * QD + h * D]);
-    };
-    // Short contexts (decode of a few sequences) are cheaper than waking the workers.
-    const bool parallel = pool_ && n * c_.heads * max_ctx * D >= (size_t(1) << 18);
-    if (parallel) {
-      pool_->ParallelFor(n * c_.heads, attend);
-    } else {
-      for (size_t task = 0; task < n * c_.heads; ++task) attend(task, 0);
-    }
+    Attend(tokens, l, max_ctx);
     MatMul(att_.data(), n, QD, lw.o_proj, OrNull(lw.o_bias), tmp_.data(), H, pool_, precision_);
     for_tokens([&](size_t t) {
       if (c_.post_norm) {
@@ -143,6 +128,39 @@ void Transformer::Forward(std::span<const TokenInput> tokens, std::vector<float>
   }
   logits->resize(m * c_.vocab);
   MatMul(xn_.data(), m, H, w_.lm_head, nullptr, logits->data(), c_.vocab, pool_, precision_);
+}
+
+void Transformer::Attend(std::span<const TokenInput> tokens, size_t l, size_t max_ctx) {
+  const size_t n = tokens.size();
+  const size_t D = c_.head_dim, QD = c_.q_dim(), KVD = c_.kv_dim();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const size_t group = c_.heads / c_.kv_heads;
+  // The query heads of one kv head run together, reading the cache once; groups are split into
+  // blocks only when there are fewer groups than workers. Any split gives the same bits.
+  const size_t workers = pool_ ? pool_->NumWorkers() : 1;
+  const size_t groups = n * c_.kv_heads;
+  const size_t blocks = std::min(group, (workers + groups - 1) / groups);
+  const size_t per_block = (group + blocks - 1) / blocks;
+  const size_t blocks_per_group = (group + per_block - 1) / per_block;
+  auto attend = [&](size_t task, size_t worker) {
+    const size_t t = task / (c_.kv_heads * blocks_per_group);
+    const size_t kvh = task / blocks_per_group % c_.kv_heads;
+    const size_t h0 = kvh * group + task % blocks_per_group * per_block;
+    const size_t heads = std::min(per_block, (kvh + 1) * group - h0);
+    const SequenceKv* kv = tokens[t].kv;
+    KvSegment segs[2];
+    const size_t n_segs = kv->Segments(l, kvh, tokens[t].pos + 1, segs);
+    AttentionGroupSegments(&q_[t * QD + h0 * D], heads, segs, n_segs, kv->bf16(), KVD, D, scale,
+                           &scores_[worker * per_block * max_ctx], max_ctx, &att_[t * QD + h0 * D]);
+  };
+  const size_t tasks = groups * blocks_per_group;
+  // Short contexts (decode of a few sequences) are cheaper than waking the workers.
+  const bool parallel = pool_ && n * c_.heads * max_ctx * D >= (size_t(1) << 18);
+  if (parallel) {
+    pool_->ParallelFor(tasks, attend);
+  } else {
+    for (size_t task = 0; task < tasks; ++task) attend(task, 0);
+  }
 }
 
 }  // namespace rvec

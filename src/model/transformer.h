@@ -36,6 +36,10 @@ class Transformer {
   void set_precision(MatMulPrecision p) { precision_ = p; }
 
  private:
+  // Attention of every query head of every token in layer `l` over its sequence's cache (q_ in,
+  // att_ out); `max_ctx` is the scores_ stride per worker.
+  void Attend(std::span<const TokenInput> tokens, size_t l, size_t max_ctx);
+
   const ModelConfig& c_;
   const ModelWeights& w_;
   ThreadPool* pool_;

@@ -263,5 +263,70 @@ TEST(Transformer, Bf16ActivationsStayClose) {
   RecordProperty("bf16_activation_max_abs_logit_diff", std::to_string(worst));
 }
 
+// Logits of every tail position of `tails` decoded together (one token per sequence per step)
+// after `prompt`: each sequence either has a private copy of the prompt's KV or references one
+// prefilled copy. Returns [sequence][position][vocab].
+std::vector<std::vector<std::vector<float>>> DecodeTails(
+    const ModelConfig& config, const ModelWeights& weights, size_t threads, DType kv_dtype,
+    bool share, const std::vector<int32_t>& prompt,
+    const std::vector<std::vector<int32_t>>& tails) {
+  ThreadPool tp(threads);
+  Transformer tf(config, weights, &tp);
+  KvPool pool(config, 1ull << 30);
+  std::vector<float> logits;
+  auto prompt_kv = pool.TryAllocate(prompt.size(), kv_dtype);
+  std::vector<TokenInput> in;
+  for (size_t p = 0; p < prompt.size(); ++p) in.push_back({prompt[p], p, prompt_kv.get(), false});
+  tf.Forward(in, &logits);
+  std::vector<std::unique_ptr<SequenceKv>> kvs;
+  for (const auto& t : tails) {
+    kvs.push_back(
+        pool.TryAllocateWithPrefix(prompt.size() + t.size(), *prompt_kv, prompt.size(), share));
+    EXPECT_EQ(kvs.back()->shared_positions(), share ? prompt.size() / 16 * 16 : 0);
+  }
+  std::vector<std::vector<std::vector<float>>> out(tails.size());
+  const size_t V = config.vocab;
+  for (size_t step = 0; step < tails[0].size(); ++step) {
+    in.clear();
+    for (size_t s = 0; s < tails.size(); ++s) {
+      in.push_back({tails[s][step], prompt.size() + step, kvs[s].get(), true});
+    }
+    tf.Forward(in, &logits);
+    for (size_t s = 0; s < tails.size(); ++s)
+      out[s].emplace_back(&logits[s * V], &logits[(s + 1) * V]);
+  }
+  return out;
+}
+
+// K samples of one prompt: referencing the prompt's KV gives the same bits as copying it, for
+// f32 and bf16 caches and any thread count; bf16 KV stays close to f32 KV.
+TEST(Transformer, SharedPromptKvEqualsCopiesAndBf16KvStaysClose) {
+  auto m = LoadModel(SynthModel("tiny-qwen2", DType::kBF16));
+  ASSERT_TRUE(m);
+  const size_t V = m->config.vocab;
+  const auto prompt = RandomIds(37, V, 41);
+  const std::vector<std::vector<int32_t>> tails = {RandomIds(20, V, 42), RandomIds(20, V, 43),
+                                                   RandomIds(20, V, 44)};
+  std::vector<std::vector<std::vector<float>>> f32_ref;
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    const auto ref = DecodeTails(m->config, m->weights, 1, dtype, false, prompt, tails);
+    for (size_t threads : {1, 3}) {
+      EXPECT_EQ(DecodeTails(m->config, m->weights, threads, dtype, true, prompt, tails), ref)
+          << DTypeName(dtype) << " threads " << threads;
+    }
+    if (dtype == DType::kF32) {
+      f32_ref = ref;
+      continue;
+    }
+    double worst = 0;
+    for (size_t s = 0; s < tails.size(); ++s) {
+      for (size_t p = 0; p < ref[s].size(); ++p)
+        worst = std::max(worst, MaxAbsDiff(ref[s][p], f32_ref[s][p]));
+    }
+    EXPECT_GT(worst, 0.0);  // the cache really is rounded
+    EXPECT_LT(worst, 2e-2);
+  }
+}
+
 }  // namespace
 }  // namespace rvec

@@ -31,6 +31,32 @@ void ApplyRope(float* x, size_t head_dim, const float* cos, const float* sin);
 void AttentionHead(const float* q, const float* k_tiles, const float* v, size_t v_stride,
                    size_t n_ctx, size_t head_dim, float scale, float* scores, float* out);
 
+// One run of cached positions: keys in the tile layout above from `k_tiles`, value j at
+// v + j * v_stride elements. A sequence's cache can be a read-only prompt shared by several
+// sequences followed by its own tail; every segment but the last holds whole tiles, so the split
+// changes no lane's arithmetic.
+struct KvSegment {
+  const void* k_tiles = nullptr;  // float or bf16 (uint16_t), per the call's `bf16`
+  const void* v = nullptr;
+  size_t positions = 0;
+};
+
+// AttentionHead over the concatenation of `n_segs` segments, with keys and values stored as f32
+// or as bf16 (widened exactly to f32 in the kernel, so the result equals the f32 kernel on the
+// widened cache bit for bit). Scores are accumulated in position order across segments.
+void AttentionHeadSegments(const float* q, const KvSegment* segs, size_t n_segs, bool bf16,
+                           size_t v_stride, size_t head_dim, float scale, float* scores,
+                           float* out);
+
+// AttentionHeadSegments for `heads` query heads that share one kv head (grouped-query attention):
+// q and out are [heads][head_dim], scores [heads][scores_stride] (scores_stride >= the context
+// rounded up to 16). Each key and value vector is read once for the whole group, which is what
+// makes long-context decode bound by the cache's bytes rather than by heads x bytes; every output
+// equals AttentionHeadSegments' for that head bit for bit.
+void AttentionGroupSegments(const float* q, size_t heads, const KvSegment* segs, size_t n_segs,
+                            bool bf16, size_t v_stride, size_t head_dim, float scale, float* scores,
+                            size_t scores_stride, float* out);
+
 float Dot(const float* a, const float* b, size_t n);
 
 }  // namespace rvec

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
+
+#include "base/dtype.h"
+#include "ops/ops_test_util.h"
 
 namespace rvec {
 namespace {
@@ -126,6 +130,150 @@ TEST(Nn, AttentionHead) {
       }
     }
   }
+}
+
+// Keys of `n` positions ([n][stride] rows) in the kernel's tile layout, as f32 and as bf16; lanes
+// past n hold `pad`.
+struct TiledKeys {
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+};
+TiledKeys TileKeys(const std::vector<float>& k, size_t n, size_t stride, size_t head_dim,
+                   float pad) {
+  const size_t tiles = (n + 15) / 16;
+  TiledKeys t{std::vector<float>(tiles * 16 * head_dim, pad),
+              std::vector<uint16_t>(tiles * 16 * head_dim, F32ToBF16(pad))};
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t d = 0; d < head_dim; ++d) {
+      const size_t at = (j / 16) * 16 * head_dim + d * 16 + j % 16;
+      t.bf16[at] = F32ToBF16(k[j * stride + d]);
+      t.f32[at] = k[j * stride + d];
+    }
+  }
+  return t;
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// The scalar reference for the bf16 cache is the f32 kernel on the exactly widened cache: bf16
+// keys and values must give the same bits, on every compiled target.
+TEST(Nn, AttentionBf16CacheEqualsF32KernelOnWidenedCache) {
+  testing::ForEachOpsTarget([] {
+    for (size_t head_dim : {4, 24, 64, 128}) {
+      for (size_t n_ctx : {1, 5, 33, 64, 100, 300}) {
+        const size_t stride = head_dim * 2;
+        const auto q = RandomVector(head_dim, 21);
+        const auto k = RandomVector(n_ctx * stride, 22);
+        const auto v = RandomVector(n_ctx * stride, 23);
+        std::vector<uint16_t> v16(v.size());
+        std::vector<float> v_wide(v.size());
+        for (size_t i = 0; i < v.size(); ++i) v_wide[i] = BF16ToF32(v16[i] = F32ToBF16(v[i]));
+        const TiledKeys keys = TileKeys(k, n_ctx, stride, head_dim, 0.0f);
+        std::vector<float> k_wide(keys.bf16.size());
+        for (size_t i = 0; i < k_wide.size(); ++i) k_wide[i] = BF16ToF32(keys.bf16[i]);
+        const float scale = 1.0f / std::sqrt(float(head_dim));
+        std::vector<float> scores((n_ctx + 15) / 16 * 16), ref(head_dim), got(head_dim);
+        AttentionHead(q.data(), k_wide.data(), v_wide.data(), stride, n_ctx, head_dim, scale,
+                      scores.data(), ref.data());
+        const KvSegment seg{keys.bf16.data(), v16.data(), n_ctx};
+        AttentionHeadSegments(q.data(), &seg, 1, true, stride, head_dim, scale, scores.data(),
+                              got.data());
+        ASSERT_TRUE(SameBits(got, ref)) << head_dim << " " << n_ctx;
+        // And bf16 rounding of the cache stays close to the f32 result.
+        std::vector<float> exact(head_dim);
+        AttentionHead(q.data(), keys.f32.data(), v.data(), stride, n_ctx, head_dim, scale,
+                      scores.data(), exact.data());
+        for (size_t d = 0; d < head_dim; ++d) ASSERT_NEAR(got[d], exact[d], 0.05) << d;
+      }
+    }
+  });
+}
+
+// A shared prefix of whole tiles followed by a private tail gives the same bits as one run.
+TEST(Nn, AttentionSegmentsEqualOneContiguousRun) {
+  testing::ForEachOpsTarget([] {
+    for (bool bf16 : {false, true}) {
+      for (size_t head_dim : {8, 64}) {
+        for (size_t n_ctx : {17, 40, 129}) {
+          for (size_t split : {16, 32}) {
+            if (split >= n_ctx) continue;
+            const auto q = RandomVector(head_dim, 31);
+            const auto k = RandomVector(n_ctx * head_dim, 32);
+            const auto v = RandomVector(n_ctx * head_dim, 33);
+            std::vector<uint16_t> v16(v.size());
+            for (size_t i = 0; i < v.size(); ++i) v16[i] = F32ToBF16(v[i]);
+            const TiledKeys whole = TileKeys(k, n_ctx, head_dim, head_dim, 0.0f);
+            const std::vector<float> k_tail(k.begin() + split * head_dim, k.end());
+            const TiledKeys tail = TileKeys(k_tail, n_ctx - split, head_dim, head_dim, 0.0f);
+            auto key_ptr = [&](const TiledKeys& t) -> const void* {
+              return bf16 ? static_cast<const void*>(t.bf16.data()) : t.f32.data();
+            };
+            const void* vals = bf16 ? static_cast<const void*>(v16.data()) : v.data();
+            const size_t elem = bf16 ? 2 : 4;
+            const KvSegment one{key_ptr(whole), vals, n_ctx};
+            const KvSegment two[2] = {
+                {key_ptr(whole), vals, split},
+                {key_ptr(tail), static_cast<const char*>(vals) + split * head_dim * elem,
+                 n_ctx - split}};
+            const float scale = 0.125f;
+            std::vector<float> scores((n_ctx + 15) / 16 * 16 + 16), a(head_dim), b(head_dim);
+            AttentionHeadSegments(q.data(), &one, 1, bf16, head_dim, head_dim, scale, scores.data(),
+                                  a.data());
+            AttentionHeadSegments(q.data(), two, 2, bf16, head_dim, head_dim, scale, scores.data(),
+                                  b.data());
+            ASSERT_TRUE(SameBits(a, b)) << bf16 << " " << head_dim << " " << n_ctx << " " << split;
+          }
+        }
+      }
+    }
+  });
+}
+
+// Query heads sharing a kv head, computed together: each head's output equals the single-head
+// kernel's bit for bit, for both cache dtypes, split segments and group sizes past the block of 8.
+TEST(Nn, AttentionGroupEqualsOneHeadAtATime) {
+  testing::ForEachOpsTarget([] {
+    for (bool bf16 : {false, true}) {
+      for (size_t heads : {1, 2, 7, 11}) {
+        for (size_t head_dim : {8, 20, 64}) {
+          for (size_t n_ctx : {3, 40, 161}) {
+            const size_t split = n_ctx > 32 ? 32 : 0;
+            const auto q = RandomVector(heads * head_dim, 51);
+            const auto k = RandomVector(n_ctx * head_dim, 52);
+            const auto v = RandomVector(n_ctx * head_dim, 53);
+            std::vector<uint16_t> v16(v.size());
+            for (size_t i = 0; i < v.size(); ++i) v16[i] = F32ToBF16(v[i]);
+            const TiledKeys head = TileKeys(k, split, head_dim, head_dim, 0.0f);
+            const std::vector<float> k_tail(k.begin() + split * head_dim, k.end());
+            const TiledKeys tail = TileKeys(k_tail, n_ctx - split, head_dim, head_dim, 0.0f);
+            auto key_ptr = [&](const TiledKeys& t) -> const void* {
+              return bf16 ? static_cast<const void*>(t.bf16.data()) : t.f32.data();
+            };
+            const void* vals = bf16 ? static_cast<const void*>(v16.data()) : v.data();
+            std::vector<KvSegment> segs;
+            if (split > 0) segs.push_back({key_ptr(head), vals, split});
+            segs.push_back({key_ptr(tail),
+                            static_cast<const char*>(vals) + split * head_dim * (bf16 ? 2 : 4),
+                            n_ctx - split});
+            const size_t stride = (n_ctx + 15) / 16 * 16;
+            std::vector<float> scores(heads * stride), got(heads * head_dim),
+                want(heads * head_dim);
+            AttentionGroupSegments(q.data(), heads, segs.data(), segs.size(), bf16, head_dim,
+                                   head_dim, 0.3f, scores.data(), stride, got.data());
+            for (size_t h = 0; h < heads; ++h) {
+              AttentionHeadSegments(q.data() + h * head_dim, segs.data(), segs.size(), bf16,
+                                    head_dim, head_dim, 0.3f, scores.data(),
+                                    want.data() + h * head_dim);
+            }
+            ASSERT_TRUE(SameBits(got, want))
+                << bf16 << " heads " << heads << " head_dim " << head_dim << " n_ctx " << n_ctx;
+          }
+        }
+      }
+    }
+  });
 }
 
 }  // namespace
