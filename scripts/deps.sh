@@ -6,6 +6,10 @@ PACKAGES=(cmake g++ make pkg-config python3 libhwy-dev nlohmann-json3-dev libcli
   libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev libeigen3-dev bubblewrap)
 if [ "${1:-}" != "--main" ]; then
   PACKAGES+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
+  # Node 20+ and npm for tests/interop (llama.cpp via node-llama-cpp). A NodeSource nodejs already
+  # bundles npm, and Debian's npm package would conflict with it.
+  PACKAGES+=(nodejs)
+  command -v npm > /dev/null || PACKAGES+=(npm)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,6 +20,15 @@ out=docs/cli-reference.md
     echo '```text'
     "$rvec" "$cmd" --help
     echo '```'
+    # Commands with subcommands of their own (export gguf, data pull) get a section each.
+    for sub in $("$rvec" "$cmd" --help | awk '/^Subcommands:/{on=1;next} on && !NF {exit} on {print $1}'); do
+      echo
+      echo "### rvec $cmd $sub"
+      echo
+      echo '```text'
+      "$rvec" "$cmd" "$sub" --help
+      echo '```'
+    done
   done
 } | sed "s|$rvec|rvec|g" >"$out.tmp"
 mv "$out.tmp" "$out"
