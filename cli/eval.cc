@@ -12,10 +12,12 @@
 #include "base/sha256.h"
 #include "cli/backend_flags.h"
 #include "cli/command.h"
+#include "cli/sampling_flags.h"
 #include "cli/version.h"
 #include "eval/backend.h"
 #include "eval/runner.h"
 #include "eval/tasks/humaneval.h"
+#include "eval/tasks/math.h"
 #include "eval/tasks/perturb.h"
 #include "model/engine.h"
 #include "text/chat_template.h"
@@ -52,6 +54,9 @@ struct EvalFlags {
   bool unsafe_no_sandbox = false;
   size_t jobs = 0;
   std::string perturb;
+  SamplingFlags sampling;  // --samples, --temperature, --top-p, --sampling-seed
+  std::string prompt_style;
+  int max_gen_tokens = 0;
 };
 
 // Provenance of a model directory: SHA-256 of its JSON files and of each safetensors header
@@ -119,11 +124,22 @@ Status RunEval(const EvalFlags& f) {
   options.data_dir = eval::ResolveDataDir(f.data_dir);
   if (f.limit >= 0) options.limit = static_cast<size_t>(f.limit);
   options.seed = f.seed;
+  RETURN_IF_ERROR(ValidateSamplingFlags(f.sampling, f.backend.kind != "replay"));
+  options.samples = f.sampling.samples;
+  options.temperature = f.sampling.temperature;
+  options.top_p = f.sampling.top_p;
+  options.sampling_seed = f.sampling.sampling_seed.value_or(f.seed);
   options.output_dir = f.out;
   options.force = f.force;
   options.show_progress = ShouldShowProgress(Globals().quiet);
   options.fewshot_as_multiturn = !f.single_turn;
   if (f.system_given) options.system_instruction = f.system;
+  if (!f.prompt_style.empty()) {
+    RETURN_IF_ERROR(eval::ValidateMathPromptStyle(f.prompt_style));
+    options.prompt_style = f.prompt_style;
+  }
+  if (f.max_gen_tokens < 0) return InvalidArgument("--max-gen-tokens must be positive");
+  if (f.max_gen_tokens > 0) options.max_gen_tokens = f.max_gen_tokens;
 
   const bool have_model = !f.model.empty();
   if (have_model && !fs::is_directory(f.model)) {
@@ -150,9 +166,8 @@ Status RunEval(const EvalFlags& f) {
     EngineOptions eo;
     eo.threads = Globals().threads;
     eo.max_batch = f.max_batch;
-    eo.bf16_activations = f.backend.bf16_activations;
     // A different engine precision gives different logits: part of what a resumed run must match.
-    if (f.backend.bf16_activations) options.provenance["activations"] = "bf16";
+    ApplyLocalEngineFlags(f.backend, &eo, &options.provenance);
     ASSIGN_OR_RETURN(engine, Engine::Load(f.model, eo));
     size_t max_length = 0;
     if (auto cfg = ReadFileToString(fs::path(f.model) / "config.json"); cfg.ok()) {
@@ -161,6 +176,11 @@ Status RunEval(const EvalFlags& f) {
           j["max_position_embeddings"].is_number_unsigned()) {
         max_length = j["max_position_embeddings"].get<size_t>();
       }
+    }
+    if (max_length > 0 && f.max_gen_tokens >= static_cast<int64_t>(max_length)) {
+      return InvalidArgument(
+          "--max-gen-tokens {} leaves no room for the prompt in {}'s context of {}",
+          f.max_gen_tokens, f.model, max_length);
     }
     ASSIGN_OR_RETURN(backend, eval::MakeLocalBackend(engine.get(), max_length));
     options.chunk = f.chunk ? f.chunk : std::max<size_t>(64, 4 * f.max_batch);
@@ -223,13 +243,16 @@ const RegisterCommand kRegister(
           "runs/base\n"
           "  rvec eval ./model --backend openai --endpoint http://127.0.0.1:8000/v1 "
           "--served-model qwen --tasks gsm8k --concurrency 8 -o runs/remote\n"
+          "  rvec eval ./model --tasks gsm8k --samples 8 --temperature 0.6 --top-p 0.95 "
+          "--seed 7 -o runs/x8   # avg@8, pass@8, maj@8\n"
           "  rvec eval --backend replay --responses runs/base --tasks gsm8k -o runs/rescored");
       app.add_option("model", f->model,
                      "Model directory (local backend; tokenizer and chat "
                      "template for the others)");
       app.add_option("--tasks", f->tasks,
                      "Comma-separated tasks or groups: gsm8k, gsm8k_cot, "
-                     "gsm8k_cot_zeroshot, sciq, bbh_cot_fewshot, bbh_zeroshot, ...");
+                     "gsm8k_cot_zeroshot, sciq, bbh_cot_fewshot, bbh_zeroshot, math (math500, "
+                     "aime24, amc23, minerva_math, olympiadbench), ...");
       app.add_option("--limit", f->limit, "Evaluate only the first N docs of each task");
       AddBackendFlags(&app, &f->backend);
       app.add_option("--responses", f->responses,
@@ -240,12 +263,20 @@ const RegisterCommand kRegister(
       app.add_option("--timeout", f->timeout, "openai: seconds per request (default 300)");
       app.add_option("--retries", f->retries, "openai: attempts per request (default 3)");
       app.add_flag("--add-bos", f->add_bos, "openai: prepend BOS when tokenizing locally");
-      app.add_option("--seed", f->seed, "Few-shot sampling seed (lm-eval default 1234)");
+      app.add_option("--seed", f->seed,
+                     "Seed of the few-shot sampler and of sampled answers (lm-eval default 1234)");
+      AddSamplingFlags(&app, &f->sampling);
       app.add_flag("--chat", f->chat,
                    "Apply the model's chat template (lm-eval --apply_chat_template "
                    "--fewshot_as_multiturn)");
       app.add_flag("--single-turn", f->single_turn,
                    "With --chat: shots in one user message (fewshot_as_multiturn off)");
+      app.add_option("--prompt-style", f->prompt_style,
+                     "Math tasks' prompt: qwen25-math-cot (default), qwen-boxed, cot, "
+                     "cot-fewshot, deepseek-math, mathstral (README: Competition math)");
+      app.add_option("--max-gen-tokens", f->max_gen_tokens,
+                     "Tokens generated per answer, overriding each task's max_gen_toks (math: "
+                     "2048), up to the model's context");
       app.add_option("--system", f->system, "System instruction (lm-eval --system_instruction)")
           ->each([f](const std::string&) { f->system_given = true; });
       app.add_option("--data-dir", f->data_dir,

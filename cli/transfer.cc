@@ -8,8 +8,10 @@
 #include "base/progress.h"
 #include "cli/backend_flags.h"
 #include "cli/command.h"
+#include "cli/sampling_flags.h"
 #include "cli/version.h"
 #include "eval/runner.h"
+#include "eval/tasks/math.h"
 
 namespace rvec::cli {
 namespace {
@@ -18,11 +20,13 @@ struct TransferFlags {
   BackendFlags backend;  // --backend, --endpoint, --concurrency, --bf16-activations
   std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k";
   std::string vector_dtype = "f32", data_dir, serve_cmd, serve_lora_cmd, responses_dir, system;
-  std::string controls = "random", vocab = "error", compact;
+  std::string controls = "random", vocab = "error", compact, prompt_style;
+  int max_gen_tokens = 0;
   size_t limit = 0, control_seeds = 1;
   int port = 8000;
   uint64_t seed = 1234;
   bool chat = false, force = false, allow_code = false;
+  SamplingFlags sampling;  // --samples, --temperature, --top-p, --sampling-seed
 };
 
 StatusOr<std::vector<double>> ParseAlphas(const std::string& text) {
@@ -76,8 +80,19 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   o.backend = f.backend.kind;
   o.data_dir = eval::ResolveDataDir(f.data_dir);
   o.seed = f.seed;
+  RETURN_IF_ERROR(ValidateSamplingFlags(f.sampling, f.backend.kind != "replay"));
+  o.samples = f.sampling.samples;
+  o.temperature = f.sampling.temperature;
+  o.top_p = f.sampling.top_p;
+  o.sampling_seed = f.sampling.sampling_seed;
   o.chat = f.chat;
   if (!f.system.empty()) o.system_instruction = f.system;
+  if (!f.prompt_style.empty()) {
+    RETURN_IF_ERROR(eval::ValidateMathPromptStyle(f.prompt_style));
+    o.prompt_style = f.prompt_style;
+  }
+  if (f.max_gen_tokens < 0) return InvalidArgument("--max-gen-tokens must be positive");
+  if (f.max_gen_tokens > 0) o.max_gen_tokens = f.max_gen_tokens;
   o.endpoint = f.backend.endpoint;
   o.serve_cmd = f.serve_cmd;
   o.serve_lora_cmd = f.serve_lora_cmd;
@@ -97,6 +112,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   o.compact = SplitList(f.compact);
   o.allow_code_execution = f.allow_code;
   o.bf16_activations = f.backend.bf16_activations;
+  o.kv_dtype = f.backend.kv_dtype == "f32" ? DType::kF32 : DType::kBF16;
   o.force = f.force;
   o.threads = Globals().threads;
   o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);
@@ -142,9 +158,16 @@ const RegisterCommand kTransfer(
       app.add_option("--vocab-mismatch", f->vocab, "error (default) or common");
       AddBackendFlags(&app, &f->backend);
       app.add_option("--data-dir", f->data_dir, "Benchmark data (default: RVEC_DATA)");
-      app.add_option("--seed", f->seed, "Few-shot sampling seed (default 1234)");
+      app.add_option("--seed", f->seed,
+                     "Seed of the few-shot sampler and of sampled answers (default 1234)");
+      AddSamplingFlags(&app, &f->sampling);
       app.add_flag("--chat", f->chat, "Render prompts with each model's chat template");
       app.add_option("--system", f->system, "System message for --chat");
+      app.add_option("--prompt-style", f->prompt_style,
+                     "Math tasks' prompt: qwen25-math-cot (default), qwen-boxed, cot, "
+                     "cot-fewshot, deepseek-math, mathstral");
+      app.add_option("--max-gen-tokens", f->max_gen_tokens,
+                     "Tokens generated per answer, overriding each task's max_gen_toks");
       app.add_option("--serve-cmd", f->serve_cmd,
                      "openai: command template that serves {model} as {name} on {port}");
       app.add_option("--serve-lora-cmd", f->serve_lora_cmd,

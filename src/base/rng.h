@@ -1,12 +1,12 @@
-// Counter-based randomness keyed by (seed, tensor name, element index), so any chunking or thread
-// count draws the same numbers, and a keyed bijection used to shuffle tensors without buffering.
+// Counter-based randomness keyed by (seed, name, index), so that any chunking or thread count
+// draws the same numbers (merge noise, evaluation samples), and a keyed bijection for shuffles.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <string_view>
 
-namespace rvec::merge {
+namespace rvec {
 
 // Stafford's "Mix13" finaliser (the one SplitMix64 uses): a bijection with full avalanche.
 inline uint64_t Mix64(uint64_t x) {
@@ -99,4 +99,4 @@ class KeyedPermutation {
   uint64_t half_mask_ = 1;
 };
 
-}  // namespace rvec::merge
+}  // namespace rvec

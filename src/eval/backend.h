@@ -25,14 +25,22 @@ namespace rvec::eval {
 struct RequestKey {
   std::string task;
   size_t doc_id = 0;
-  size_t index = 0;  // choice index for log-likelihood requests, 0 for generation
+  size_t index = 0;  // choice index for log-likelihood requests, sample index for generation
 };
 
 struct GenerationRequest {
   RequestKey key;
   std::string prompt;
-  GenerationKwargs kwargs;  // until, max_gen_toks, temperature (0 = greedy)
+  GenerationKwargs kwargs;  // until, max_gen_toks, temperature (0 = greedy), top_p, do_sample
+  // Sampling (kwargs.do_sample): the run's --sampling-seed and this (task, doc, sample)'s random
+  // stream, SampleStream(key). A draw depends on nothing else, so samples do not change with
+  // batching, chunking, thread count or request order.
+  uint64_t seed = 0;
+  uint64_t stream = 0;
 };
+
+// The random stream of one generation sample: a 64-bit hash of (task name, doc_id, sample index).
+uint64_t SampleStream(const RequestKey& key);
 
 struct GenerationResult {
   std::string text;           // cut before the first stop string
@@ -69,11 +77,12 @@ class Backend {
 
 // ---- replay ------------------------------------------------------------------------------------
 // Reads saved responses: JSON Lines whose objects carry "task", "doc_id" and either
-//   "output" (generation), or "loglikelihoods": [..] (+ optional "is_greedy": [..]) per doc, or
+//   "output" (generation; with --samples K, "outputs": [K answers] or one line per sample with
+//   "sample": s), or "loglikelihoods": [..] (+ optional "is_greedy": [..]) per doc, or
 //   "index" + "loglikelihood" per choice.
-// rvec's own samples_<task>.jsonl files (field "raw_output" / "loglikelihoods") are accepted, and a
-// directory means all samples_*.jsonl of a run directory, so a finished run can be re-scored. A
-// request with no saved response is an error naming it.
+// rvec's own samples_<task>.jsonl files ("raw_output" / "raw_outputs" / "loglikelihoods") are
+// accepted, and a directory means all samples_*.jsonl of a run directory, so a finished run can be
+// re-scored. A request with no saved response is an error naming it.
 StatusOr<std::unique_ptr<Backend>> MakeReplayBackend(const std::filesystem::path& responses);
 
 // ---- OpenAI-compatible completions API ----------------------------------------------------------

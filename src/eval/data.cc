@@ -280,6 +280,10 @@ StatusOr<std::vector<std::string>> DataSetsFor(const std::vector<std::string>& n
       if (n == d || (n.rfind(d + "_", 0) == 0 && ds.size() < d.size())) ds = d;
     }
     if (n == "humaneval_instruct" || n.rfind("humaneval", 0) == 0) ds = "humaneval";
+    // The competition-math tasks share one data set, `math`.
+    for (const char* m : {"math500", "aime24", "amc23", "minerva_math", "olympiadbench"}) {
+      if (n == m) ds = "math";
+    }
     if (ds.empty()) {
       std::string known;
       for (const auto& d : all) known += (known.empty() ? "" : ", ") + d;

@@ -20,15 +20,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// doc_id -> metric key -> score, of one leaf task in one run.
-using DocScores = std::map<size_t, std::map<std::string, double>>;
+// The per-document scores of one leaf task in one run: doc_id -> metric key -> score, and
+// whether they summarise K > 1 samples (records with "sample_metrics").
+struct DocScores {
+  std::map<size_t, std::map<std::string, double>> docs;
+  bool sampled = false;
+};
 
 StatusOr<DocScores> ReadDocScores(const fs::path& dir, const std::string& task) {
   DocScores scores;
   ASSIGN_OR_RETURN(auto records, ReadSamples(dir, task));  // none without a samples file
   for (const auto& r : records) {
     if (!r.contains("doc_id") || !r.contains("metrics")) continue;
-    auto& dst = scores[r["doc_id"].get<size_t>()];
+    if (r.contains("sample_metrics")) scores.sampled = true;
+    auto& dst = scores.docs[r["doc_id"].get<size_t>()];
     for (const auto& [k, v] : r["metrics"].items()) {
       if (v.is_number()) dst[k] = v.get<double>();
     }
@@ -36,12 +41,13 @@ StatusOr<DocScores> ReadDocScores(const fs::path& dir, const std::string& task) 
   return scores;
 }
 
-// Adds the documents of one leaf task scored on `metric` in both A and B.
+// Adds the documents of one leaf task scored on `metric` in both A and B; `diffs` gets A - B.
 void AddPairs(const DocScores& a, const DocScores& b, const std::string& metric,
-              PairedComparison* pc) {
-  for (const auto& [doc, ma] : a) {
-    auto it = b.find(doc);
-    if (it == b.end()) continue;
+              PairedComparison* pc, std::vector<double>* diffs) {
+  if (a.sampled || b.sampled) pc->sampled = true;
+  for (const auto& [doc, ma] : a.docs) {
+    auto it = b.docs.find(doc);
+    if (it == b.docs.end()) continue;
     auto ka = ma.find(metric);
     auto kb = it->second.find(metric);
     if (ka == ma.end() || kb == it->second.end()) continue;
@@ -50,12 +56,21 @@ void AddPairs(const DocScores& a, const DocScores& b, const std::string& metric,
     ++pc->paired;
     if (x > y) ++pc->only_a;
     if (y > x) ++pc->only_b;
+    diffs->push_back(x - y);
   }
 }
 
-// Applies the rule of report.h: the exact test only on paired 0/1 scores.
-void FinishPairs(PairedComparison* pc) {
-  if (pc->binary && pc->paired > 0) pc->p_value = McNemarExactP(pc->only_a, pc->only_b);
+// Applies the rule of report.h: the exact McNemar test on paired 0/1 scores, the sign-flip
+// permutation test on per-document means of sampled runs, otherwise no p-value.
+void FinishPairs(const std::vector<double>& diffs, PairedComparison* pc) {
+  if (pc->paired == 0) return;
+  if (pc->binary) {
+    pc->p_value = McNemarExactP(pc->only_a, pc->only_b);
+    pc->test = "mcnemar";
+  } else if (pc->sampled) {
+    pc->p_value = PairedPermutationP(diffs);
+    pc->test = "permutation";
+  }
 }
 
 struct RunData {
@@ -92,12 +107,13 @@ StatusOr<RunData> LoadRun(const fs::path& dir) {
 StatusOr<PairedComparison> ComparePairedRuns(RunData& a, RunData& b, const std::string& task,
                                              const std::string& metric) {
   PairedComparison pc;
+  std::vector<double> diffs;
   for (const auto& leaf : LeafTasks(a.results, task)) {
     ASSIGN_OR_RETURN(const DocScores* sa, a.Samples(leaf));
     ASSIGN_OR_RETURN(const DocScores* sb, b.Samples(leaf));
-    AddPairs(*sa, *sb, metric, &pc);
+    AddPairs(*sa, *sb, metric, &pc, &diffs);
   }
-  FinishPairs(&pc);
+  FinishPairs(diffs, &pc);
   return pc;
 }
 
@@ -110,6 +126,33 @@ std::string PValue(const std::optional<double>& p) {
   if (!p) return "n/a";
   if (*p < 0.001) return fmt::format("{:.1e}", *p);
   return fmt::format("{:.3f}", *p);
+}
+
+// True for a plain "M,F" key of a task run with K > 1 samples: its value is avg@K's, which the
+// entry also holds as "avg@K,F" (first metric) or "M_avg@K,F" (later metrics; runner.h names).
+bool RepeatsAvgKey(const nlohmann::json& results, const std::string& task, const std::string& key) {
+  const auto& configs = results.value("configs", nlohmann::json::object());
+  if (!configs.contains(task) || !configs[task].value("repeats", nlohmann::json(1)).is_number()) {
+    return false;
+  }
+  const size_t k = configs[task].value("repeats", size_t{1});
+  const size_t comma = key.find(',');
+  if (k <= 1 || comma == std::string::npos) return false;
+  const std::string metric = key.substr(0, comma), filter = key.substr(comma);
+  const std::string avg = fmt::format("avg@{}", k);
+  // A derived key ("avg@8", "f1_pass@4", "maj@8") is never hidden.
+  for (const std::string& derived : {avg, fmt::format("maj@{}", k), std::string("pass@")}) {
+    const size_t at = metric.rfind(derived);
+    if (at != std::string::npos && (at == 0 || metric[at - 1] == '_') &&
+        (derived != "pass@" || metric.substr(at) != "pass@1")) {
+      return false;
+    }
+  }
+  const nlohmann::json* entry = ResultEntry(results, task);
+  if (!entry) return false;
+  if (entry->contains(metric + "_" + avg + filter)) return true;
+  // The first metric: the one plain key without its own "M_avg@K" key.
+  return entry->contains(avg + filter);
 }
 
 }  // namespace
@@ -125,6 +168,16 @@ std::vector<std::string> MetricKeys(const nlohmann::json& entry) {
   for (const auto& [key, v] : entry.items()) {
     if (key == "alias" || key.find("_stderr") != std::string::npos || !v.is_number()) continue;
     keys.push_back(key);
+  }
+  return keys;
+}
+
+std::vector<std::string> ReportMetricKeys(const nlohmann::json& results, const std::string& task) {
+  const nlohmann::json* entry = ResultEntry(results, task);
+  if (!entry) return {};
+  std::vector<std::string> keys;
+  for (const std::string& key : MetricKeys(*entry)) {
+    if (!RepeatsAvgKey(results, task, key)) keys.push_back(key);
   }
   return keys;
 }
@@ -175,7 +228,7 @@ std::vector<ReportColumn> ReportColumns(const nlohmann::json& first) {
   std::vector<ReportColumn> columns;
   for (const auto& [task, entry] : first["results"].items()) {
     if (subtasks.count(task)) continue;
-    for (const std::string& key : MetricKeys(entry)) columns.push_back({task, key});
+    for (const std::string& key : ReportMetricKeys(first, task)) columns.push_back({task, key});
   }
   return columns;
 }
@@ -209,6 +262,7 @@ StatusOr<Report> BuildReport(const std::vector<fs::path>& run_dirs,
       ASSIGN_OR_RETURN(PairedComparison pc,
                        ComparePairedRuns(runs[0], runs[r], col.task, col.metric));
       cell.p_value = pc.p_value;
+      cell.test = pc.test;
       cell.paired = pc.paired;
       cell.only_this = pc.only_b;
       cell.only_first = pc.only_a;
@@ -216,6 +270,23 @@ StatusOr<Report> BuildReport(const std::vector<fs::path>& run_dirs,
   }
   return report;
 }
+
+namespace {
+
+constexpr const char* kPermutationNote =
+    "Runs with K > 1 samples per document: where paired scores are per-document means (avg@K), "
+    "p is a two-sided paired sign-flip permutation test on the per-document differences.";
+
+bool UsesPermutation(const Report& report) {
+  for (const auto& row : report.cells) {
+    for (const auto& cell : row) {
+      if (cell.test == "permutation") return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 std::string RenderMarkdown(const Report& report) {
   std::string out = "| run |";
@@ -243,6 +314,7 @@ std::string RenderMarkdown(const Report& report) {
   out +=
       "\nValues in %, ± lm-eval's standard error; (Δ) in points against the first run; p = exact "
       "two-sided McNemar test on per-sample correctness paired by document.\n";
+  if (UsesPermutation(report)) out += std::string(kPermutationNote) + "\n";
   return out;
 }
 
@@ -345,8 +417,11 @@ std::string RenderHtml(const Report& report) {
   }
   html +=
       "</table>\n<p><small>Values in %, ± lm-eval's standard error; (Δ) in points against the "
-      "first run, bold when the exact McNemar test gives p &lt; 0.05.</small></p>\n"
-      "<div class=\"charts\">\n";
+      "first run, bold when the exact McNemar test gives p &lt; 0.05.</small></p>\n";
+  if (UsesPermutation(report)) {
+    html += "<p><small>" + HtmlEscape(kPermutationNote) + "</small></p>\n";
+  }
+  html += "<div class=\"charts\">\n";
   for (size_t c = 0; c < report.columns.size(); ++c) html += BarChart(report, c);
   html += "</div>\n</body></html>\n";
   return html;
@@ -364,7 +439,9 @@ nlohmann::json ReportToJson(const Report& report) {
       nlohmann::json j = {{"value", opt(cell.value)}, {"stderr", opt(cell.stderr_)}};
       if (r > 0) {
         j["delta"] = opt(cell.delta);
-        j["mcnemar_p"] = opt(cell.p_value);  // null where the exact test does not apply
+        // null where the exact test does not apply; sampled runs' means add "permutation_p".
+        j["mcnemar_p"] = cell.test == "mcnemar" ? opt(cell.p_value) : nlohmann::json(nullptr);
+        if (cell.test == "permutation") j["permutation_p"] = opt(cell.p_value);
         j["paired_samples"] = cell.paired;
         j["only_this_correct"] = cell.only_this;
         j["only_first_correct"] = cell.only_first;

@@ -1,5 +1,6 @@
 // Unit tests of the run comparison: results.json reading, paired documents, and the rule that
-// the exact McNemar test applies only to 0/1 per-document scores.
+// the exact McNemar test applies only to 0/1 per-document scores (sampled runs' per-document
+// means get the permutation test).
 #include "eval/report.h"
 
 #include <gtest/gtest.h>
@@ -136,6 +137,61 @@ TEST_F(RunComparisonTest, NoPValueWithoutPairedDocuments) {
   ASSERT_TRUE(pc.ok());
   EXPECT_EQ(pc->paired, 0u);
   EXPECT_FALSE(pc->p_value.has_value());
+}
+
+// A run of task "t" with K = 4 samples per document: per-document avg@4, pass@4 and the plain
+// exact_match key (equal to avg@4), as `rvec eval --samples 4` writes them.
+fs::path WriteSampledRun(const fs::path& dir, const std::vector<double>& avg) {
+  fs::create_directories(dir);
+  double mean = 0;
+  for (double x : avg) mean += x / static_cast<double>(avg.size());
+  json entry = {{"alias", "t"},
+                {"exact_match,none", mean},
+                {"avg@4,none", mean},
+                {"pass@4,none", 0.5},
+                {"maj@4,none", 0.5}};
+  json results = {{"results", {{"t", entry}}},
+                  {"configs", {{"t", {{"repeats", 4}}}}},
+                  {"group_subtasks", {{"t", json::array()}}}};
+  std::ofstream(dir / "results.json") << results.dump();
+  std::ofstream out(dir / "samples_t.jsonl");
+  for (size_t i = 0; i < avg.size(); ++i) {
+    const json metrics = {{"exact_match,none", avg[i]},
+                          {"avg@4,none", avg[i]},
+                          {"pass@4,none", avg[i] > 0 ? 1.0 : 0.0}};
+    out << json{{"doc_id", i}, {"metrics", metrics}, {"sample_metrics", json::array()}}.dump()
+        << "\n";
+  }
+  return dir;
+}
+
+TEST_F(RunComparisonTest, PermutationTestOnSampledMeans) {
+  const fs::path a = WriteSampledRun(root_ / "a", {0.25, 0.5, 0.0, 1.0});
+  const fs::path b = WriteSampledRun(root_ / "b", {0.75, 0.5, 0.5, 1.0});
+  auto pc = ComparePaired(a, b, "t", "avg@4,none");
+  ASSERT_TRUE(pc.ok()) << pc.status().ToString();
+  EXPECT_TRUE(pc->sampled);
+  EXPECT_FALSE(pc->binary);
+  EXPECT_EQ(pc->test, "permutation");
+  // Differences -0.5, 0, -0.5, 0: two non-zero, |sum| = 1 reached by 2 of 4 flips.
+  EXPECT_EQ(pc->p_value, 0.5);
+  // pass@4 is 0/1 per document: McNemar, as for single-sample runs.
+  auto pass = ComparePaired(a, b, "t", "pass@4,none");
+  ASSERT_TRUE(pass.ok());
+  EXPECT_EQ(pass->test, "mcnemar");
+  EXPECT_DOUBLE_EQ(*pass->p_value, 1.0);  // one discordant document
+
+  // The report shows avg@4, pass@4 and maj@4 but not the plain key that repeats avg@4.
+  auto report = BuildReport({a, b});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  std::vector<std::string> metrics;
+  for (const auto& c : report->columns) metrics.push_back(c.metric);
+  EXPECT_EQ(metrics, (std::vector<std::string>{"avg@4,none", "maj@4,none", "pass@4,none"}));
+  EXPECT_EQ(report->cells[1][0].test, "permutation");
+  EXPECT_NE(RenderMarkdown(*report).find("permutation"), std::string::npos);
+  const json j = ReportToJson(*report)["runs"][1]["metrics"]["t"]["avg@4,none"];
+  EXPECT_TRUE(j["mcnemar_p"].is_null());
+  EXPECT_EQ(j["permutation_p"], 0.5);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "base/fs.h"
 #include "base/progress.h"
+#include "base/rng.h"
 #include "base/sha256.h"
 #include "eval/stats.h"
 #include "eval/tasks/humaneval.h"
@@ -35,9 +36,39 @@ std::filesystem::path ResolveDataDir(const std::string& flag) {
   return DefaultDataDir();
 }
 
+uint64_t SampleStream(const RequestKey& key) {
+  // The same keyed hashing as the merge randomness (FNV-1a, SplitMix64 finaliser): a fixed
+  // function of the key on every platform and run.
+  return CounterRng(key.doc_id, key.task).Bits(key.index);
+}
+
 namespace {
 
 std::string SamplesFile(const std::string& task) { return "samples_" + task + ".jsonl"; }
+
+// The task's generation_kwargs with the run's --temperature / --top-p applied.
+GenerationKwargs EffectiveKwargs(const EvalTask& task, const EvalOptions& options) {
+  GenerationKwargs kw = task.config().generation;
+  if (options.temperature) {
+    kw.temperature = *options.temperature;
+    kw.do_sample = *options.temperature > 0.0;
+  }
+  if (options.top_p) kw.top_p = *options.top_p;
+  return kw;
+}
+
+// The sampling settings, or null when they leave the run as it was before sampling existed (one
+// sample, no overrides), so that such runs keep their run.json and results.json unchanged.
+nlohmann::json SamplingJson(const EvalOptions& options) {
+  if (options.samples <= 1 && !options.top_p &&
+      (!options.temperature || *options.temperature == 0.0)) {
+    return nullptr;
+  }
+  return {{"samples", options.samples},
+          {"temperature", options.temperature ? nlohmann::json(*options.temperature) : nullptr},
+          {"top_p", options.top_p ? nlohmann::json(*options.top_p) : nullptr},
+          {"seed", options.sampling_seed}};
+}
 
 double VersionNumber(const std::string& v) {
   char* end = nullptr;
@@ -45,8 +76,9 @@ double VersionNumber(const std::string& v) {
   return (end && *end == '\0') ? d : 0.0;
 }
 
-nlohmann::json TaskConfigJson(const EvalTask& task) {
+nlohmann::json TaskConfigJson(const EvalTask& task, const EvalOptions& options) {
   const TaskConfig& c = task.config();
+  const GenerationKwargs gen = EffectiveKwargs(task, options);
   nlohmann::json j = {
       {"task", c.name},
       {"dataset", c.dataset},
@@ -61,10 +93,15 @@ nlohmann::json TaskConfigJson(const EvalTask& task) {
                                                                       : "default"},
       {"metadata", {{"version", VersionNumber(c.version)}}}};
   if (c.output_type == OutputType::kGenerateUntil) {
-    j["generation_kwargs"] = {{"until", c.generation.until},
-                              {"max_gen_toks", c.generation.max_gen_toks},
-                              {"do_sample", c.generation.do_sample},
-                              {"temperature", c.generation.temperature}};
+    j["generation_kwargs"] = {{"until", gen.until},
+                              {"max_gen_toks", gen.max_gen_toks},
+                              {"do_sample", gen.do_sample},
+                              {"temperature", gen.temperature}};
+    // Written only when sampling is on, so that greedy runs keep their results.json.
+    if (!SamplingJson(options).is_null()) {
+      j["generation_kwargs"]["top_p"] = gen.top_p;
+      j["repeats"] = options.samples;
+    }
     nlohmann::json filters = nlohmann::json::array();
     for (const auto& f : c.filters) filters.push_back(f.name);
     j["filter_list"] = filters;
@@ -75,6 +112,16 @@ nlohmann::json TaskConfigJson(const EvalTask& task) {
 // One doc's saved record -> the response it holds.
 StatusOr<DocResponse> ResponseFromRecord(const nlohmann::json& r, const std::string& label) {
   DocResponse resp;
+  if (r.contains("raw_outputs") && r["raw_outputs"].is_array() && !r["raw_outputs"].empty()) {
+    for (const auto& v : r["raw_outputs"]) {
+      if (!v.is_string()) return DataLoss("{}: raw_outputs holds a non-string", label);
+    }
+    resp.generation = r["raw_outputs"][0].get<std::string>();
+    for (size_t s = 1; s < r["raw_outputs"].size(); ++s) {
+      resp.more_generations.push_back(r["raw_outputs"][s].get<std::string>());
+    }
+    return resp;
+  }
   if (r.contains("raw_output") && r["raw_output"].is_string()) {
     resp.generation = r["raw_output"].get<std::string>();
     return resp;
@@ -93,8 +140,18 @@ StatusOr<DocResponse> ResponseFromRecord(const nlohmann::json& r, const std::str
   return DataLoss("{}: record has neither raw_output nor loglikelihoods", label);
 }
 
+// A record's score fields; with K > 1 samples also every sample's filtered answers and metrics.
+void SetScoreFields(const DocScore& score, nlohmann::json* r) {
+  (*r)["filtered"] = score.filtered;
+  (*r)["metrics"] = score.metrics;
+  if (score.sample_metrics.empty()) return;
+  (*r)["filtered_samples"] = score.sample_filtered;
+  (*r)["sample_metrics"] = score.sample_metrics;
+  (*r)["majority"] = score.majority;
+}
+
 nlohmann::json MakeRecord(const EvalTask& task, size_t doc_id, const RenderedPrompt& prompt,
-                          const DocResponse& resp, const std::string& finish_reason,
+                          const DocResponse& resp, const std::vector<std::string>& finish_reasons,
                           const DocScore& score) {
   nlohmann::json r = {{"task", task.name()},
                       {"doc_id", doc_id},
@@ -111,10 +168,17 @@ nlohmann::json MakeRecord(const EvalTask& task, size_t doc_id, const RenderedPro
     r["pred_norm"] = score.extra.value("pred_norm", 0);
   } else {
     r["raw_output"] = resp.generation;
-    if (!finish_reason.empty()) r["finish_reason"] = finish_reason;
+    if (!finish_reasons.empty() && !finish_reasons[0].empty()) {
+      r["finish_reason"] = finish_reasons[0];
+    }
+    if (resp.num_samples() > 1) {
+      nlohmann::json outputs = nlohmann::json::array();
+      for (size_t s = 0; s < resp.num_samples(); ++s) outputs.push_back(resp.sample(s));
+      r["raw_outputs"] = std::move(outputs);
+      r["finish_reasons"] = finish_reasons;
+    }
   }
-  r["filtered"] = score.filtered;
-  r["metrics"] = score.metrics;
+  SetScoreFields(score, &r);
   return r;
 }
 
@@ -182,6 +246,12 @@ nlohmann::json RunFingerprint(const std::vector<std::string>& leaves, const Back
       {"model", options.provenance.value("model", nlohmann::json(nullptr))}};
   if (options.provenance.contains("activations")) {
     fingerprint["activations"] = options.provenance["activations"];
+  }
+  // Only when given, so that earlier run directories still resume.
+  if (!options.prompt_style.empty()) fingerprint["prompt_style"] = options.prompt_style;
+  if (options.max_gen_tokens) fingerprint["max_gen_tokens"] = *options.max_gen_tokens;
+  if (auto sampling = SamplingJson(options); !sampling.is_null()) {
+    fingerprint["sampling"] = sampling;
   }
   return fingerprint;
 }
@@ -268,8 +338,7 @@ StatusOr<TaskSamples> ResumeSamples(const EvalTask& task, size_t limit,
                      ResponseFromRecord(*samples.records[id],
                                         samples.path.string() + " doc " + std::to_string(id)));
     ASSIGN_OR_RETURN(DocScore score, task.Score(id, resp));
-    (*samples.records[id])["metrics"] = score.metrics;
-    (*samples.records[id])["filtered"] = score.filtered;
+    SetScoreFields(score, &*samples.records[id]);
   }
   return samples;
 }
@@ -307,44 +376,83 @@ Status QueryLoglikelihoods(Backend& backend, const EvalTask& task,
 // One backend call for the generation docs `ids`.
 Status QueryGenerations(Backend& backend, const EvalTask& task,
                         const std::vector<RenderedPrompt>& prompts, std::span<const size_t> ids,
-                        Progress* progress, std::vector<DocResponse>* responses,
-                        std::vector<std::string>* finish) {
+                        const EvalOptions& options, Progress* progress,
+                        std::vector<DocResponse>* responses,
+                        std::vector<std::vector<std::string>>* finish) {
+  const size_t samples = std::max<size_t>(1, options.samples);
+  const GenerationKwargs kwargs = EffectiveKwargs(task, options);
   std::vector<GenerationRequest> reqs;
   for (const size_t id : ids) {
-    GenerationRequest req;
-    req.key.task = task.name();
-    req.key.doc_id = id;
-    req.prompt = prompts[id].context;
-    req.kwargs = task.config().generation;
-    reqs.push_back(std::move(req));
+    for (size_t s = 0; s < samples; ++s) {
+      GenerationRequest req;
+      req.key.task = task.name();
+      req.key.doc_id = id;
+      req.key.index = s;
+      req.prompt = prompts[id].context;
+      req.kwargs = kwargs;
+      req.seed = options.sampling_seed;
+      req.stream = SampleStream(req.key);
+      reqs.push_back(std::move(req));
+    }
   }
   ASSIGN_OR_RETURN(auto gens, backend.Generate(reqs, progress));
   if (gens.size() != reqs.size()) {
     return Internal("backend returned {} generations for {} requests", gens.size(), reqs.size());
   }
   for (size_t k = 0; k < ids.size(); ++k) {
-    (*responses)[k].generation = gens[k].text;
-    (*finish)[k] = gens[k].finish_reason;
+    DocResponse& resp = (*responses)[k];
+    for (size_t s = 0; s < samples; ++s) {
+      GenerationResult& g = gens[k * samples + s];
+      (s == 0 ? resp.generation : resp.more_generations.emplace_back()) = std::move(g.text);
+      (*finish)[k].push_back(std::move(g.finish_reason));
+    }
   }
   return OkStatus();
+}
+
+// Code-executing tasks run the chunk's programs (every sample's) in parallel (--jobs) before
+// scoring, so that Score() only looks the outcomes up.
+Status PrecomputeChunkExecution(const EvalTask& task, std::span<const size_t> ids,
+                                const std::vector<DocResponse>& responses) {
+  std::vector<size_t> doc_ids;
+  std::vector<DocResponse> flat;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    for (size_t s = 0; s < responses[k].num_samples(); ++s) {
+      doc_ids.push_back(ids[k]);
+      flat.push_back(DocResponse{responses[k].sample(s), {}, {}});
+    }
+  }
+  return PrecomputeCodeExecution(task, doc_ids, flat, nullptr);
+}
+
+// The sandbox outcome of a doc's program ("execution"), and with K > 1 of every sample's
+// ("executions").
+void AddExecutionRecords(const EvalTask& task, size_t id, const DocResponse& resp,
+                         nlohmann::json* record) {
+  if (auto e = CodeExecutionRecord(task, id, resp.generation); !e.is_null()) {
+    (*record)["execution"] = e;
+  }
+  if (resp.num_samples() == 1 || !TaskExecutesCode(task.config())) return;
+  nlohmann::json all = nlohmann::json::array();
+  for (size_t s = 0; s < resp.num_samples(); ++s) {
+    all.push_back(CodeExecutionRecord(task, id, resp.sample(s)));
+  }
+  (*record)["executions"] = std::move(all);
 }
 
 // Queries the backend for one chunk of docs, scores them and appends their records to `out`
 // (flushed, so that an interruption loses at most the chunk in flight).
 Status RunChunk(Backend& backend, const EvalTask& task, const std::vector<RenderedPrompt>& prompts,
-                std::span<const size_t> ids, Progress* progress, TaskSamples* samples,
-                std::ofstream* out) {
+                std::span<const size_t> ids, const EvalOptions& options, Progress* progress,
+                TaskSamples* samples, std::ofstream* out) {
   std::vector<DocResponse> responses(ids.size());
-  std::vector<std::string> finish(ids.size());
+  std::vector<std::vector<std::string>> finish(ids.size());
   if (task.config().output_type == OutputType::kMultipleChoice) {
     RETURN_IF_ERROR(QueryLoglikelihoods(backend, task, prompts, ids, progress, &responses));
   } else {
-    RETURN_IF_ERROR(QueryGenerations(backend, task, prompts, ids, progress, &responses, &finish));
-  }
-  // Code-executing tasks run the chunk's programs in parallel (--jobs) before scoring.
-  if (task.config().output_type == OutputType::kGenerateUntil) {
-    RETURN_IF_ERROR(PrecomputeCodeExecution(task, std::vector<size_t>(ids.begin(), ids.end()),
-                                            responses, nullptr));
+    RETURN_IF_ERROR(
+        QueryGenerations(backend, task, prompts, ids, options, progress, &responses, &finish));
+    RETURN_IF_ERROR(PrecomputeChunkExecution(task, ids, responses));
   }
   std::string lines;
   for (size_t k = 0; k < ids.size(); ++k) {
@@ -352,9 +460,7 @@ Status RunChunk(Backend& backend, const EvalTask& task, const std::vector<Render
     ASSIGN_OR_RETURN(DocScore score, task.Score(id, responses[k]));
     auto& record = samples->records[id];
     record = MakeRecord(task, id, prompts[id], responses[k], finish[k], score);
-    if (auto e = CodeExecutionRecord(task, id, responses[k].generation); !e.is_null()) {
-      (*record)["execution"] = e;
-    }
+    AddExecutionRecords(task, id, responses[k], &*record);
     lines += record->dump() + "\n";
   }
   *out << lines;
@@ -373,7 +479,9 @@ Status RunPendingDocs(Backend& backend, const EvalTask& task,
   }
   const bool mc = task.config().output_type == OutputType::kMultipleChoice;
   uint64_t total_requests = 0;
-  for (size_t id : pending) total_requests += mc ? prompts[id].continuations.size() : 1;
+  for (size_t id : pending) {
+    total_requests += mc ? prompts[id].continuations.size() : std::max<size_t>(1, options.samples);
+  }
   Progress progress(task.name(), total_requests, options.show_progress, "req");
   std::ofstream out;
   if (!pending.empty()) {
@@ -384,7 +492,7 @@ Status RunPendingDocs(Backend& backend, const EvalTask& task,
   for (size_t begin = 0; begin < pending.size(); begin += chunk) {
     const size_t end = std::min(pending.size(), begin + chunk);
     RETURN_IF_ERROR(RunChunk(backend, task, prompts,
-                             std::span<const size_t>(pending).subspan(begin, end - begin),
+                             std::span<const size_t>(pending).subspan(begin, end - begin), options,
                              &progress, samples, &out));
   }
   progress.Finish();
@@ -392,10 +500,11 @@ Status RunPendingDocs(Backend& backend, const EvalTask& task,
 }
 
 // A task's metrics (mean and stderr over its docs) and its entries in the other tables.
-void AggregateTask(const EvalTask& task, const TaskSamples& samples, ResultTables* t) {
+void AggregateTask(const EvalTask& task, const TaskSamples& samples, const EvalOptions& options,
+                   ResultTables* t) {
   nlohmann::json entry = {{"alias", task.name()}};
   auto& task_values = t->values[task.name()];
-  for (const auto& key : task.MetricKeys()) {
+  for (const auto& key : task.MetricKeys(options.samples)) {
     std::vector<double> xs;
     for (const auto& r : samples.records) xs.push_back(r->at("metrics").value(key, 0.0));
     const size_t comma = key.find(',');
@@ -407,7 +516,7 @@ void AggregateTask(const EvalTask& task, const TaskSamples& samples, ResultTable
     t->higher[task.name()][metric] = task.HigherIsBetter(metric);
   }
   t->results[task.name()] = entry;
-  t->configs[task.name()] = TaskConfigJson(task);
+  t->configs[task.name()] = TaskConfigJson(task, options);
   t->versions[task.name()] = VersionNumber(task.config().version);
   t->nshot[task.name()] = task.config().num_fewshot;
   t->nsamples[task.name()] = {{"original", task.size()}, {"effective", samples.records.size()}};
@@ -461,6 +570,8 @@ nlohmann::json RunConfigJson(const Backend& backend, const EvalOptions& options)
                                      ? nlohmann::json(*options.system_instruction)
                                      : nlohmann::json(nullptr);
   config["data_dir"] = fs::absolute(options.data_dir).string();
+  if (!options.prompt_style.empty()) config["prompt_style"] = options.prompt_style;
+  if (auto sampling = SamplingJson(options); !sampling.is_null()) config["sampling"] = sampling;
   return config;
 }
 
@@ -482,6 +593,8 @@ nlohmann::json ResultsJson(ResultTables& t, nlohmann::json config, double second
 
 }  // namespace
 
+nlohmann::json SamplingSettingsJson(const EvalOptions& options) { return SamplingJson(options); }
+
 StatusOr<std::vector<nlohmann::json>> ReadSamples(const std::filesystem::path& run_dir,
                                                   const std::string& task) {
   bool truncated = false;
@@ -491,6 +604,10 @@ StatusOr<std::vector<nlohmann::json>> ReadSamples(const std::filesystem::path& r
 StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& options) {
   ASSIGN_OR_RETURN(ResolvedTasks resolved, ResolveTaskList(options.tasks));
   ASSIGN_OR_RETURN(auto tasks, LoadTasks(resolved.leaves, options.data_dir));
+  for (auto& task : tasks) {
+    RETURN_IF_ERROR(task->SetPromptStyle(options.prompt_style, options.chat_template != nullptr));
+    if (options.max_gen_tokens) task->SetMaxGenTokens(*options.max_gen_tokens);
+  }
   RETURN_IF_ERROR(PrepareRunDir(options, RunFingerprint(resolved.leaves, backend, options)));
   const PromptOptions popts = MakePromptOptions(options);
   ResultTables tables;
@@ -500,7 +617,7 @@ StatusOr<nlohmann::json> RunEvaluation(Backend& backend, const EvalOptions& opti
     ASSIGN_OR_RETURN(std::vector<RenderedPrompt> prompts, task->BuildPrompts(limit, popts));
     ASSIGN_OR_RETURN(TaskSamples samples, ResumeSamples(*task, limit, prompts, options.output_dir));
     RETURN_IF_ERROR(RunPendingDocs(backend, *task, prompts, options, &samples));
-    AggregateTask(*task, samples, &tables);
+    AggregateTask(*task, samples, options, &tables);
   }
   for (const TaskGroup* g : resolved.groups) AggregateGroup(*g, &tables);
   nlohmann::json config = RunConfigJson(backend, options);

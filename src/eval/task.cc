@@ -9,6 +9,8 @@
 #include "eval/data.h"
 #include "eval/python/pyrandom.h"
 #include "eval/python/pyre.h"
+#include "eval/sandbox/sandbox.h"
+#include "eval/stats.h"
 #include "text/chat_template.h"
 
 namespace rvec::eval {
@@ -198,6 +200,54 @@ StatusOr<std::vector<RenderedPrompt>> EvalTask::BuildPrompts(size_t limit,
   return out;
 }
 
+namespace {
+
+// The k of the pass@k keys for K samples: 2, 4, 8, ... below K, then K (pass@1 is avg@K).
+std::vector<size_t> PassAtKs(size_t samples) {
+  std::vector<size_t> ks;
+  for (size_t k = 2; k < samples; k *= 2) ks.push_back(k);
+  ks.push_back(samples);
+  return ks;
+}
+
+// The per-doc summary of K scored samples (DocScore's comment; names as MetricKeys). A sample
+// counts as correct for pass@k when its metric is 1; maj@K is the score of the first sample
+// whose answer won the vote, so a vote never re-runs the metric (or a program).
+Status SummarizeSamples(const TaskConfig& config, const Doc& doc, DocScore* score) {
+  const size_t k = score->sample_metrics.size();
+  for (const auto& filter : config.filters) {
+    std::vector<std::string> answers;
+    for (const auto& f : score->sample_filtered) answers.push_back(f.at(filter.name));
+    const size_t winner = MajorityIndex(answers, [&](const std::string& a, const std::string& b) {
+      return config.same_answer ? config.same_answer(a, b, doc) : a == b;
+    });
+    score->majority[filter.name] = answers[winner];
+    for (size_t m = 0; m < config.metrics.size(); ++m) {
+      const std::string& name = config.metrics[m].name;
+      const std::string prefix = m == 0 ? "" : name + "_";
+      const std::string key = name + "," + filter.name;
+      std::vector<double> values;
+      size_t correct = 0;
+      for (const auto& sm : score->sample_metrics) {
+        values.push_back(sm.at(key));
+        if (values.back() == 1.0) ++correct;
+      }
+      const std::string f = "," + filter.name;
+      score->metrics[key] = Mean(values);
+      score->metrics[fmt::format("{}avg@{}{}", prefix, k, f)] = Mean(values);
+      for (size_t kk : PassAtKs(k)) {
+        ASSIGN_OR_RETURN(score->metrics[fmt::format("{}pass@{}{}", prefix, kk, f)],
+                         PassAtK(static_cast<int64_t>(k), static_cast<int64_t>(correct),
+                                 static_cast<int64_t>(kk)));
+      }
+      score->metrics[fmt::format("{}maj@{}{}", prefix, k, f)] = values[winner];
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<DocScore> EvalTask::Score(size_t doc_index, const DocResponse& response) const {
   const Doc& doc = test_docs_[doc_index];
   DocScore score;
@@ -228,22 +278,45 @@ StatusOr<DocScore> EvalTask::Score(size_t doc_index, const DocResponse& response
     return score;
   }
   score.target = config_.doc_to_target(doc);
-  for (const auto& filter : config_.filters) {
-    std::string answer = filter.apply(response.generation, doc);
-    for (const auto& metric : config_.metrics) {
-      ASSIGN_OR_RETURN(double v, metric.score(answer, score.target, doc));
-      score.metrics[metric.name + "," + filter.name] = v;
+  const size_t k = response.num_samples();
+  for (size_t s = 0; s < k; ++s) {
+    std::map<std::string, double> metrics;
+    std::map<std::string, std::string> filtered;
+    for (const auto& filter : config_.filters) {
+      std::string answer = filter.apply(response.sample(s), doc);
+      for (const auto& metric : config_.metrics) {
+        ASSIGN_OR_RETURN(double v, metric.score(answer, score.target, doc));
+        metrics[metric.name + "," + filter.name] = v;
+      }
+      filtered[filter.name] = std::move(answer);
     }
-    score.filtered[filter.name] = std::move(answer);
+    if (k == 1) {
+      score.metrics = std::move(metrics);
+      score.filtered = std::move(filtered);
+      return score;
+    }
+    score.sample_metrics.push_back(std::move(metrics));
+    score.sample_filtered.push_back(std::move(filtered));
   }
+  score.filtered = score.sample_filtered[0];
+  RETURN_IF_ERROR(SummarizeSamples(config_, doc, &score));
   return score;
 }
 
-std::vector<std::string> EvalTask::MetricKeys() const {
+std::vector<std::string> EvalTask::MetricKeys(size_t samples) const {
   std::vector<std::string> keys;
   if (config_.output_type == OutputType::kMultipleChoice) return {"acc,none", "acc_norm,none"};
-  for (const auto& metric : config_.metrics) {
-    for (const auto& filter : config_.filters) keys.push_back(metric.name + "," + filter.name);
+  for (size_t m = 0; m < config_.metrics.size(); ++m) {
+    const std::string& name = config_.metrics[m].name;
+    const std::string prefix = m == 0 ? "" : name + "_";
+    for (const auto& filter : config_.filters) {
+      const std::string f = "," + filter.name;
+      keys.push_back(name + f);
+      if (samples <= 1) continue;
+      keys.push_back(fmt::format("{}avg@{}{}", prefix, samples, f));
+      for (size_t kk : PassAtKs(samples)) keys.push_back(fmt::format("{}pass@{}{}", prefix, kk, f));
+      keys.push_back(fmt::format("{}maj@{}{}", prefix, samples, f));
+    }
   }
   return keys;
 }
@@ -439,6 +512,7 @@ TaskRegistry& TaskRegistry::Global() {
     RegisterBbhTasks(*r);
     RegisterHumanEvalTasks(*r);
     RegisterRobustnessTasks(*r);
+    RegisterMathTasks(*r);
     return r;
   }();
   return *registry;

@@ -138,21 +138,42 @@ struct TaskConfig {
   // Optional: completes the config from the data directory before `load` (BBH reads its task
   // description from cot-prompts/).
   std::function<Status(const std::filesystem::path& data_dir, TaskConfig* config)> configure;
+  // Optional: whether two filtered answers count as the same vote in maj@K (--samples K). Unset:
+  // string equality. Math tasks set their answer equivalence so "1/2" and "0.5" vote together.
+  std::function<bool(const std::string& a, const std::string& b, const Doc& doc)> same_answer;
+  // Optional: switches the prompt (and its stop strings) to a named form, --prompt-style ("" =
+  // the task's default); `chat` says whether a chat template renders it. Tasks without it ignore
+  // the flag (the math tasks offer the Qwen2.5-Math prompt types).
+  std::function<Status(const std::string& style, bool chat, TaskConfig* config)> apply_prompt_style;
 };
 
 // Scores of one doc: "metric,filter" -> value, and what each filter extracted.
+// With K > 1 samples (--samples K), `metrics` holds the per-doc aggregates (EvalTask::MetricKeys
+// with K: "metric,filter" is the mean over samples, plus avg@K / pass@k / maj@K keys), `filtered`
+// is sample 0's, and the per-sample values are in `sample_metrics` / `sample_filtered`.
 struct DocScore {
   std::map<std::string, double> metrics;
   std::map<std::string, std::string> filtered;  // filter name -> extracted answer
   std::string target;                           // reference as lm-eval shows it
   nlohmann::json extra;  // multiple choice: loglikelihoods, chosen index, ...
+  std::vector<std::map<std::string, double>> sample_metrics = {};  // K > 1: per sample
+  std::vector<std::map<std::string, std::string>> sample_filtered = {};
+  std::map<std::string, std::string> majority = {};  // K > 1: filter -> the maj@K answer
 };
 
 // The model's answer to one doc's requests.
 struct DocResponse {
-  std::string generation;              // generate_until
-  std::vector<double> loglikelihoods;  // multiple choice, per choice
-  std::vector<bool> is_greedy;         // multiple choice, per choice
+  std::string generation;  // generate_until (sample 0 with --samples K)
+  // Initialised so that a response can be written as {"text"} alone.
+  std::vector<double> loglikelihoods = {};  // multiple choice, per choice
+  std::vector<bool> is_greedy = {};         // multiple choice, per choice
+  // Samples 1..K-1 of a generation task run with --samples K; empty for one sample.
+  std::vector<std::string> more_generations = {};
+
+  size_t num_samples() const { return 1 + more_generations.size(); }
+  const std::string& sample(size_t s) const {
+    return s == 0 ? generation : more_generations[s - 1];
+  }
 };
 
 class EvalTask {
@@ -161,6 +182,14 @@ class EvalTask {
 
   const TaskConfig& config() const { return config_; }
   const std::string& name() const { return config_.name; }
+
+  // --prompt-style (see TaskConfig::apply_prompt_style) and --max-gen-tokens, applied before
+  // BuildPrompts.
+  Status SetPromptStyle(const std::string& style, bool chat) {
+    return config_.apply_prompt_style ? config_.apply_prompt_style(style, chat, &config_)
+                                      : OkStatus();
+  }
+  void SetMaxGenTokens(int max_gen_toks) { config_.generation.max_gen_toks = max_gen_toks; }
 
   // Loads docs (idempotent). A missing data set is a NotFound naming the file and `rvec data pull`.
   Status Load(const std::filesystem::path& data_dir);
@@ -177,11 +206,15 @@ class EvalTask {
   // The reference string of a doc (generation) or the gold choice text (multiple choice).
   std::string Target(size_t doc_index) const;
 
-  // Applies filters and metrics (generation) or acc/acc_norm (multiple choice).
+  // Applies filters and metrics (generation) or acc/acc_norm (multiple choice). A generation
+  // response with K > 1 samples is scored sample by sample and summarised (see DocScore).
   StatusOr<DocScore> Score(size_t doc_index, const DocResponse& response) const;
 
-  // Metric keys reported, "metric,filter" ("exact_match,strict-match", "acc,none").
-  std::vector<std::string> MetricKeys() const;
+  // Metric keys reported, "metric,filter" ("exact_match,strict-match", "acc,none"). With
+  // `samples` K > 1 (generation tasks), per metric M and filter F: "M,F" (avg@K, the mean over
+  // samples), then "avg@K,F", "pass@k,F" for k = 2, 4, 8, ... below K and k = K, and "maj@K,F";
+  // metrics after the first prefix these names with "M_" ("f1_pass@4,none").
+  std::vector<std::string> MetricKeys(size_t samples = 1) const;
   bool HigherIsBetter(const std::string& metric) const;
 
  private:
@@ -226,6 +259,7 @@ void RegisterSciqTasks(TaskRegistry& registry);        // tasks/sciq.cc
 void RegisterBbhTasks(TaskRegistry& registry);         // tasks/bbh.cc
 void RegisterHumanEvalTasks(TaskRegistry& registry);   // tasks/humaneval.cc
 void RegisterRobustnessTasks(TaskRegistry& registry);  // tasks/robustness.cc
+void RegisterMathTasks(TaskRegistry& registry);        // tasks/math.cc
 
 // A user's --tasks list resolved into leaf tasks (in order, de-duplicated) and the groups named.
 struct ResolvedTasks {

@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "base/fs.h"
+#include "base/rng.h"
 #include "base/sha256.h"
 #include "base/threading.h"
 #include "io/checkpoint_writer.h"
@@ -18,7 +19,6 @@
 #include "merge/kernels.h"
 #include "merge/model_card.h"
 #include "merge/provenance.h"
-#include "merge/rng.h"
 #include "merge/stream.h"
 
 namespace rvec::merge {

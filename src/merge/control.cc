@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/fs.h"
+#include "base/rng.h"
 #include "base/threading.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
@@ -17,7 +18,6 @@
 #include "merge/kernels.h"
 #include "merge/model_card.h"
 #include "merge/provenance.h"
-#include "merge/rng.h"
 #include "merge/stream.h"
 
 namespace rvec::merge {

@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "merge/rng.h"
+#include "base/rng.h"
 #include "merge/schedule.h"
 
 namespace rvec::merge {

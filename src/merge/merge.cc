@@ -10,13 +10,13 @@
 #include <memory>
 
 #include "base/fs.h"
+#include "base/rng.h"
 #include "base/threading.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "merge/kernels.h"
 #include "merge/model_card.h"
 #include "merge/provenance.h"
-#include "merge/rng.h"
 #include "merge/schedule.h"
 #include "merge/stream.h"
 

@@ -10,9 +10,9 @@
 #include <numeric>
 
 #include "base/fs.h"
+#include "base/rng.h"
 #include "merge/merge_config.h"
 #include "merge/merge_test_util.h"
-#include "merge/rng.h"
 #include "merge/schedule.h"
 #include "merge/vector.h"
 

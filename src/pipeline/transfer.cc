@@ -286,6 +286,7 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     EngineOptions eo;
     eo.threads = o.threads;
     eo.bf16_activations = o.bf16_activations;
+    eo.kv_dtype = o.kv_dtype;
     ASSIGN_OR_RETURN(setup->engine, Engine::Load(v.model_dir, eo));
     // lm-eval left-truncates prompts to the model's context, so the local backend needs it.
     size_t max_length = 0;
@@ -623,6 +624,16 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
       {"system", o.system_instruction ? json(*o.system_instruction) : json(nullptr)},
       {"backend", o.backend}};
   if (o.backend == "local" && o.bf16_activations) eval_key_json["activations"] = "bf16";
+  if (o.backend == "local" && o.kv_dtype != DType::kBF16) eval_key_json["kv_dtype"] = "f32";
+  // Only when given, so that earlier transfer directories keep their keys.
+  if (!o.prompt_style.empty()) eval_key_json["prompt_style"] = o.prompt_style;
+  if (o.max_gen_tokens) eval_key_json["max_gen_tokens"] = *o.max_gen_tokens;
+  eval::EvalOptions eo;
+  eo.samples = o.samples;
+  eo.temperature = o.temperature;
+  eo.top_p = o.top_p;
+  eo.sampling_seed = o.sampling_seed.value_or(o.seed);
+  if (auto s = eval::SamplingSettingsJson(eo); !s.is_null()) eval_key_json["sampling"] = s;
   const std::string key = KeyOf(eval_key_json);
   const std::string step = "eval_" + v.id;
   if (!o.force && ctx.state.Done(step, key, run_dir / "results.json")) {
@@ -633,7 +644,6 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
   EvalSetup setup;
   ASSIGN_OR_RETURN(bool ready, MakeBackend(o, v, &setup, ctx.log));
   if (!ready) return OkStatus();
-  eval::EvalOptions eo;
   eo.tasks = o.tasks;
   eo.data_dir = o.data_dir;
   eo.limit = o.limit;
@@ -644,6 +654,8 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
     eo.chat_template = setup.chat_template.get();
   }
   eo.system_instruction = o.system_instruction;
+  eo.prompt_style = o.prompt_style;
+  eo.max_gen_tokens = o.max_gen_tokens;
   eo.output_dir = run_dir;
   // A run whose key changed is redone; an interrupted run with the same key resumes.
   eo.force =
@@ -651,6 +663,7 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
                   fs::exists(run_dir / "results.json"));
   eo.provenance = {{"model", model_id}, {"variant", v.id}, {"rvec_version", o.version}};
   if (o.backend == "local" && o.bf16_activations) eo.provenance["activations"] = "bf16";
+  if (o.backend == "local" && o.kv_dtype != DType::kBF16) eo.provenance["kv_dtype"] = "f32";
   eo.show_progress = o.show_progress;
   Log(ctx.log, "  " + v.id + " ...");
   ASSIGN_OR_RETURN(json results, eval::RunEvaluation(*setup.backend, eo));

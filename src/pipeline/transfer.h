@@ -36,6 +36,14 @@ struct TransferOptions {
   uint64_t seed = 1234;
   bool chat = false;
   std::optional<std::string> system_instruction;
+  std::string prompt_style;           // --prompt-style ("" = each task's default)
+  std::optional<int> max_gen_tokens;  // --max-gen-tokens
+  // Repeated sampling of generation tasks, as eval::EvalOptions (--samples, --temperature,
+  // --top-p, --sampling-seed; the sampling seed defaults to `seed`).
+  size_t samples = 1;
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<uint64_t> sampling_seed;
   // openai: the endpoint serving each variant under its id as model name, or a command template
   // ("vllm serve {model} --port {port} --served-model-name {name}") that rvec starts and stops.
   std::string endpoint;
@@ -52,6 +60,7 @@ struct TransferOptions {
   // HumanEval-style tasks execute model code only when allowed.
   bool allow_code_execution = false;
   bool bf16_activations = false;  // local backend: EngineOptions::bf16_activations
+  DType kv_dtype = DType::kBF16;  // local backend: EngineOptions::kv_dtype (generation)
 
   // Controls (norm-matched vectors without v's direction), for the largest |α|.
   ControlKind controls = ControlKind::kRandom;

@@ -45,6 +45,7 @@ struct Cell {
   std::optional<double> stderr_value;
   std::optional<double> delta;    // vs the baseline
   std::optional<double> p_value;  // eval/report.h's rule
+  std::string test;               // "mcnemar", "permutation" or ""
   size_t n = 0;
 };
 
@@ -76,6 +77,7 @@ struct Runs {
     ASSIGN_OR_RETURN(eval::PairedComparison pc,
                      eval::ComparePaired(dir.at(baseline), dir.at(id), col.task, col.metric));
     c.p_value = pc.p_value;
+    c.test = pc.test;
     c.n = pc.paired;
     return c;
   }
@@ -89,12 +91,28 @@ struct Tables {
   std::vector<std::string> specific_sentences;
 };
 
+constexpr const char* kSampledNote =
+    "With K > 1 sampled answers per document (--samples K), avg@K is the mean accuracy over "
+    "samples and its p-value is a two-sided paired sign-flip permutation test on per-document "
+    "mean accuracy (as for pass@k with k < K); pass@K and maj@K are 0/1 per document and keep "
+    "McNemar.";
+
+bool UsesPermutation(const Tables& t) {
+  for (const auto& row : t.rows) {
+    for (const Cell& c : row) {
+      if (c.test == "permutation") return true;
+    }
+  }
+  return false;
+}
+
 json CellJson(const Cell& c) {
   if (!c.present) return nullptr;
   json j = {{"value", c.value}, {"n", c.n}};
   j["stderr"] = c.stderr_value ? json(*c.stderr_value) : json(nullptr);
   j["delta"] = c.delta ? json(*c.delta) : json(nullptr);
   j["p_value"] = c.p_value ? json(*c.p_value) : json(nullptr);
+  if (c.test == "permutation") j["test"] = c.test;  // McNemar otherwise, as before
   return j;
 }
 
@@ -109,6 +127,17 @@ std::string CellText(const Cell& c, bool is_target) {
 }
 
 // ---- report.json, stage by stage
+
+// The eval flags of --samples / --temperature / --top-p / --sampling-seed ("" without sampling).
+std::string SamplingArgs(const TransferOptions& o) {
+  std::string args;
+  if (o.samples > 1) args += fmt::format(" --samples {}", o.samples);
+  if (o.temperature) args += fmt::format(" --temperature {}", *o.temperature);
+  if (o.top_p) args += fmt::format(" --top-p {}", *o.top_p);
+  if (!args.empty() && o.sampling_seed)
+    args += fmt::format(" --sampling-seed {}", *o.sampling_seed);
+  return args;
+}
 
 json Header(const ReportInputs& in) {
   const TransferOptions& o = *in.options;
@@ -125,6 +154,14 @@ json Header(const ReportInputs& in) {
                       {"seed", o.seed},
                       {"chat", o.chat},
                       {"vector_dtype", std::string(DTypeName(o.vector_dtype))}};
+  // Only when sampling, so that greedy reports keep their report.json.
+  if (!SamplingArgs(o).empty()) {
+    report["inputs"]["sampling"] = {
+        {"samples", o.samples},
+        {"temperature", o.temperature ? json(*o.temperature) : json(nullptr)},
+        {"top_p", o.top_p ? json(*o.top_p) : json(nullptr)},
+        {"seed", o.sampling_seed.value_or(o.seed)}};
+  }
   report["compatibility"] = in.compat;
   if (in.vector_stats.is_object()) {
     json v = in.vector_stats;
@@ -149,9 +186,8 @@ std::vector<Column> Columns(const std::vector<std::string>& tasks, const Runs& r
   std::vector<Column> columns;
   if (!runs.Has("target")) return columns;
   for (const std::string& task : tasks) {
-    const json* entry = eval::ResultEntry(runs.results.at("target"), task);
-    if (!entry) continue;
-    for (const std::string& key : eval::MetricKeys(*entry)) {
+    // With --samples K the plain metric repeats avg@K and is left out.
+    for (const std::string& key : eval::ReportMetricKeys(runs.results.at("target"), task)) {
       const size_t comma = key.find(',');
       std::string label = task + " " + key.substr(0, comma);
       if (comma != std::string::npos && key.substr(comma + 1) != "none") {
@@ -300,6 +336,7 @@ std::string EvalCommand(const TransferOptions& o, const Variant& v) {
   std::string cmd = fmt::format("rvec eval {} --tasks {} --seed {}", v.model_dir.string(),
                                 fmt::join(o.tasks, ","), o.seed);
   if (o.limit) cmd += fmt::format(" --limit {}", *o.limit);
+  cmd += SamplingArgs(o);
   if (o.chat) cmd += " --chat";
   // The data directory is part of what was measured: name it, so the line runs anywhere.
   if (!o.data_dir.empty()) cmd += fmt::format(" --data-dir {}", o.data_dir.string());
@@ -375,6 +412,7 @@ std::string MarkdownResults(const ReportInputs& in, const Runs& runs, const Tabl
   std::string md =
       "## Results\n\nCells: score % ± stderr, then (Δ vs target in points, exact McNemar "
       "p-value on paired samples).\n\n";
+  if (UsesPermutation(t)) md += std::string(kSampledNote) + "\n\n";
   md += MarkdownHeader("| variant |", "|---|", t.columns);
   for (size_t r = 0; r < in.all_variants.size(); ++r) {
     md += "| " + t.labels[r] + (runs.Has(in.all_variants[r].id) ? "" : " (not evaluated)") + " |";
@@ -519,7 +557,9 @@ std::string HtmlReport(const ReportInputs& in, const Tables& t, const json& repo
   }
   html +=
       "<h2>Results</h2>\n<p>Score % ± stderr, (Δ vs target in points, exact McNemar "
-      "p).</p>\n<table><tr><th>variant</th>";
+      "p).</p>\n";
+  if (UsesPermutation(t)) html += "<p>" + HtmlEscape(kSampledNote) + "</p>\n";
+  html += "<table><tr><th>variant</th>";
   for (const Column& c : t.columns) html += "<th>" + HtmlEscape(c.label) + "</th>";
   html += "</tr>\n";
   for (size_t r = 0; r < t.rows.size(); ++r) {

@@ -1,4 +1,5 @@
-// The local backend: requests go to rvec's own engine, a whole chunk per batched call.
+// The local backend: requests go to rvec's own engine, a whole chunk per batched call; sampled
+// requests draw from their own random streams (GenerationRequest::stream).
 #include <map>
 
 #include "eval/backend.h"
@@ -26,7 +27,8 @@ class LocalBackend : public Backend {
     std::map<std::string, std::vector<size_t>> by_kwargs;
     for (size_t i = 0; i < requests.size(); ++i) {
       const auto& k = requests[i].kwargs;
-      std::string key = fmt::format("{}|{}|{}", k.max_gen_toks, k.temperature, k.do_sample);
+      std::string key = fmt::format("{}|{}|{}|{}|{}", k.max_gen_toks, k.temperature, k.top_p,
+                                    k.do_sample, requests[i].seed);
       for (const auto& s : k.until) key += fmt::format("|{}:{}", s.size(), s);
       by_kwargs[key].push_back(i);
     }
@@ -38,6 +40,9 @@ class LocalBackend : public Backend {
       opts.stop_strings = kw.until;
       opts.temperature = kw.do_sample ? static_cast<float>(kw.temperature) : 0.0f;
       opts.top_p = kw.do_sample ? static_cast<float>(kw.top_p) : 1.0f;
+      // Each (task, doc, sample) draws from its own stream, so the batch does not matter.
+      opts.seed = requests[idx[0]].seed;
+      for (size_t i : idx) opts.streams.push_back(requests[i].stream);
       std::vector<std::vector<int32_t>> prompts;
       prompts.reserve(idx.size());
       // lm-eval's hf backend encodes the context with the tokenizer's default special tokens.

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/rng.h"
 #include "eval/backend.h"
 #include "eval/python/pyre.h"
 #include "text/tokenizer.h"
@@ -95,7 +96,11 @@ class OpenAiBackend : public Backend {
                                 {"max_tokens", kw.max_gen_toks},
                                 {"temperature", kw.do_sample ? kw.temperature : 0.0},
                                 {"seed", options_.seed}};
-      if (kw.do_sample) payload["top_p"] = kw.top_p;
+      if (kw.do_sample) {
+        payload["top_p"] = kw.top_p;
+        payload["seed"] = RequestSeed(requests[begin]);
+        payload["n"] = 1;
+      }
       std::vector<std::string> stops = kw.until;
       if (options_.tokenizer && !options_.tokenizer->eos_token().empty() &&
           std::find(stops.begin(), stops.end(), options_.tokenizer->eos_token()) == stops.end()) {
@@ -245,9 +250,17 @@ class OpenAiBackend : public Backend {
   }
 
  private:
+  // A sampled request carries its own seed, so it never shares a payload.
   static bool SameKwargs(const GenerationRequest& a, const GenerationRequest& b) {
     return a.kwargs.until == b.kwargs.until && a.kwargs.max_gen_toks == b.kwargs.max_gen_toks &&
-           a.kwargs.temperature == b.kwargs.temperature && a.kwargs.do_sample == b.kwargs.do_sample;
+           a.kwargs.temperature == b.kwargs.temperature && !a.kwargs.do_sample &&
+           !b.kwargs.do_sample;
+  }
+
+  // The per-request seed of a sampled (task, doc, sample): a mix of the run's seed and the
+  // sample's stream, kept within int64 because servers (vLLM) validate it as one.
+  static uint64_t RequestSeed(const GenerationRequest& r) {
+    return Mix64(Mix64(r.seed) ^ r.stream) >> 1;
   }
 
   std::string Url() const { return endpoint_.origin + endpoint_.path + "/completions"; }

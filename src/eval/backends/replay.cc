@@ -49,11 +49,20 @@ class ReplayBackend : public Backend {
     const std::string task = j["task"];
     const size_t doc = j["doc_id"];
     bool used = false;
+    // K samples per doc: an array (rvec's "raw_outputs", or "outputs"), or one line per sample
+    // with "sample": s.
+    for (const char* k : {"raw_outputs", "outputs"}) {
+      if (used || !j.contains(k) || !j[k].is_array()) continue;
+      for (size_t s = 0; s < j[k].size(); ++s) {
+        if (!j[k][s].is_string()) return DataLoss("{}: {}[{}] is not a string", where, k, s);
+        gens_[{task, doc, s}] = j[k][s].get<std::string>();
+      }
+      used = true;
+    }
     for (const char* k : {"raw_output", "output"}) {
-      if (j.contains(k) && j[k].is_string()) {
-        gens_[{task, doc, 0}] = j[k].get<std::string>();
+      if (!used && j.contains(k) && j[k].is_string()) {
+        gens_[{task, doc, j.value("sample", size_t{0})}] = j[k].get<std::string>();
         used = true;
-        break;
       }
     }
     if (!used && j.contains("loglikelihoods") && j["loglikelihoods"].is_array()) {
@@ -95,10 +104,10 @@ class ReplayBackend : public Backend {
                                                    Progress* progress) override {
     std::vector<GenerationResult> out;
     for (const auto& r : requests) {
-      auto it = gens_.find({r.key.task, r.key.doc_id, 0});
+      auto it = gens_.find({r.key.task, r.key.doc_id, r.key.index});
       if (it == gens_.end()) {
-        return NotFound("{}: no saved generation for task {} doc {}", path_.string(), r.key.task,
-                        r.key.doc_id);
+        return NotFound("{}: no saved generation for task {} doc {} sample {}", path_.string(),
+                        r.key.task, r.key.doc_id, r.key.index);
       }
       out.push_back({it->second, ""});
       if (progress) progress->Advance();
