@@ -14,12 +14,19 @@ void AddBackendFlags(CLI::App* app, BackendFlags* flags) {
                   "local: KV-cache dtype for generation, bf16 (default; half the memory) or f32; "
                   "log-likelihoods always use f32")
       ->check(CLI::IsMember({"bf16", "f32"}));
+  app->add_option("--kv-cache-gb", flags->kv_cache_gb,
+                  "local: KV-cache budget in GB (default 1 GiB); the engine lowers the batch to "
+                  "fit it and refuses, with the numbers, what cannot fit")
+      ->check(CLI::PositiveNumber);
 }
 
 void ApplyLocalEngineFlags(const BackendFlags& flags, EngineOptions* options,
                            nlohmann::json* provenance) {
   options->bf16_activations = flags.bf16_activations;
   options->kv_dtype = flags.kv_dtype == "f32" ? DType::kF32 : DType::kBF16;
+  // The budget changes batching, never results: not part of the provenance.
+  if (flags.kv_cache_gb > 0)
+    options->kv_cache_bytes = static_cast<uint64_t>(flags.kv_cache_gb * 1e9);
   if (flags.bf16_activations) (*provenance)["activations"] = "bf16";
   if (flags.kv_dtype != "bf16") (*provenance)["kv_dtype"] = flags.kv_dtype;
 }

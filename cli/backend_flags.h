@@ -17,6 +17,7 @@ struct BackendFlags {
   size_t concurrency = 4;         // openai
   bool bf16_activations = false;  // local
   std::string kv_dtype = "bf16";  // local: generation KV-cache dtype (bf16 or f32, checked)
+  double kv_cache_gb = 0;         // local: KV-cache budget in GB; 0 keeps the engine default
 };
 
 // Sets the local engine's options from the flags and records in `provenance` those that change
@@ -24,8 +25,8 @@ struct BackendFlags {
 void ApplyLocalEngineFlags(const BackendFlags& flags, EngineOptions* options,
                            nlohmann::json* provenance);
 
-// Adds --backend, --endpoint, --concurrency, --bf16-activations and --kv-dtype to `app`, in that
-// order.
+// Adds --backend, --endpoint, --concurrency, --bf16-activations, --kv-dtype and --kv-cache-gb to
+// `app`, in that order.
 void AddBackendFlags(CLI::App* app, BackendFlags* flags);
 
 }  // namespace rvec::cli

@@ -110,6 +110,15 @@ void PrintTable(const nlohmann::json& results) {
   }
 }
 
+// The engine's memory forecast for its last generation batch (the batch it lowered to, if any),
+// so that a user sizing --max-batch / --kv-cache-gb sees the numbers.
+void PrintLastForecast(const Engine* engine) {
+  if (engine == nullptr || Globals().quiet || Globals().json) return;
+  const MemoryForecast forecast = engine->LastForecast();
+  if (forecast.batch == 0) return;  // no generation request ran
+  std::fprintf(stderr, "[last generation batch: %s]\n", forecast.ToString().c_str());
+}
+
 Status RunEval(const EvalFlags& f) {
   if (f.out.empty()) return InvalidArgument("-o RUN_DIR is required");
   if (f.tasks.empty())
@@ -221,6 +230,7 @@ Status RunEval(const EvalFlags& f) {
                                                                  options.tasks, spec));
   }
   ASSIGN_OR_RETURN(nlohmann::json results, eval::RunEvaluation(*backend, options));
+  PrintLastForecast(engine.get());
   if (Globals().json) {
     PrintJson(results.dump(2));
   } else {

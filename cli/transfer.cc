@@ -113,6 +113,7 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   o.allow_code_execution = f.allow_code;
   o.bf16_activations = f.backend.bf16_activations;
   o.kv_dtype = f.backend.kv_dtype == "f32" ? DType::kF32 : DType::kBF16;
+  o.kv_cache_bytes = static_cast<uint64_t>(f.backend.kv_cache_gb * 1e9);
   o.force = f.force;
   o.threads = Globals().threads;
   o.show_progress = ShouldShowProgress(Globals().quiet || Globals().json);

@@ -287,6 +287,7 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     eo.threads = o.threads;
     eo.bf16_activations = o.bf16_activations;
     eo.kv_dtype = o.kv_dtype;
+    if (o.kv_cache_bytes > 0) eo.kv_cache_bytes = o.kv_cache_bytes;
     ASSIGN_OR_RETURN(setup->engine, Engine::Load(v.model_dir, eo));
     // lm-eval left-truncates prompts to the model's context, so the local backend needs it.
     size_t max_length = 0;

@@ -61,6 +61,7 @@ struct TransferOptions {
   bool allow_code_execution = false;
   bool bf16_activations = false;  // local backend: EngineOptions::bf16_activations
   DType kv_dtype = DType::kBF16;  // local backend: EngineOptions::kv_dtype (generation)
+  uint64_t kv_cache_bytes = 0;    // local backend: EngineOptions::kv_cache_bytes (0 = default)
 
   // Controls (norm-matched vectors without v's direction), for the largest |α|.
   ControlKind controls = ControlKind::kRandom;

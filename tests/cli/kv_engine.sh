@@ -45,6 +45,21 @@ rc=$?
 set -e
 [ "$rc" -ne 0 ] || fail "a generation over the KV budget was accepted"
 grep -q "KV cache budget" refused.txt || fail "unclear refusal: $(cat refused.txt)"
+
+# rvec eval: --kv-cache-gb reaches the engine (a budget too small for one sequence is refused, with
+# the numbers), and the forecast of the last generation batch is printed.
+DATA="${RVEC_TEST_DATA:-${RVEC_TEST_DATA_DEFAULT:?run through ctest, or set RVEC_TEST_DATA}}"
+set +e
+"$RVEC" eval tiny --tasks gsm8k --limit 1 --max-gen-tokens 8 --kv-cache-gb 0.000001 \
+  --data-dir "$DATA" -o eval_refused > /dev/null 2> eval_refused.txt
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "rvec eval over the KV budget was accepted"
+grep -q "KV cache budget" eval_refused.txt || fail "unclear eval refusal: $(cat eval_refused.txt)"
+"$RVEC" eval tiny --tasks gsm8k --limit 2 --max-gen-tokens 8 --kv-cache-gb 0.5 \
+  --data-dir "$DATA" -o eval_ok > /dev/null 2> eval_ok.txt
+grep -q "last generation batch: memory forecast: batch 2" eval_ok.txt ||
+  fail "no eval forecast line: $(cat eval_ok.txt)"
 set +e
 "$RVEC" generate tiny --prompt hi --kv-dtype f16 2> bad_dtype.txt
 rc=$?
