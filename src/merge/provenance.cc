@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -17,7 +19,15 @@
 namespace rvec::merge {
 
 std::string UtcNow() {
-  const std::time_t now = std::time(nullptr);
+  // SOURCE_DATE_EPOCH (reproducible-builds.org) pins the stamp, so two runs can be compared
+  // byte for byte; anything but a plain non-negative integer is ignored.
+  std::time_t now = std::time(nullptr);
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH"); epoch && *epoch) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(epoch, &end, 10);
+    if (errno == 0 && *end == '\0' && v >= 0) now = static_cast<std::time_t>(v);
+  }
   std::tm tm{};
   gmtime_r(&now, &tm);
   char buf[32];

@@ -65,9 +65,12 @@ grep -q '"relative_norm"' stats.json || fail "stats json"
 grep -q '<polyline' vec.svg || fail "svg chart"
 "$rvec" similarity vec vec --json > self.json
 grep -A1 '"overall"' self.json | grep -Eq '"cosine": (1\.0|0\.99999)' || fail "self cosine"
-"$rvec" control --like vec --seed 7 -o ctl --json > ctl.json
+# The header carries a creation stamp; SOURCE_DATE_EPOCH pins it so whole files compare.
+SOURCE_DATE_EPOCH=1700000000 "$rvec" control --like vec --seed 7 -o ctl --json > ctl.json
 grep -q '"max_relative_norm_error"' ctl.json || fail "control report"
-"$rvec" control --like vec --seed 7 -o ctl2 --threads 1 -q > /dev/null
+SOURCE_DATE_EPOCH=1700000000 "$rvec" control --like vec --seed 7 -o ctl2 --threads 1 -q > /dev/null
+head -c 4096 ctl/model.safetensors | grep -q '"rvec.created":"2023-11-14T22:13:20Z"' ||
+  fail "SOURCE_DATE_EPOCH not honoured"
 cmp ctl/model.safetensors ctl2/model.safetensors || fail "control not thread-invariant"
 "$rvec" control --like vec --seed 7 --shuffle -o shuf -q > /dev/null
 "$rvec" control --like vec --seed 7 --match rows -o rows -q > /dev/null
