@@ -11,6 +11,7 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -20,6 +21,7 @@
 #include "base/threading.h"
 #include "io/checkpoint.h"
 #include "model/kv_cache.h"
+#include "model/logprobs.h"
 #include "model/model_config.h"
 #include "model/sampler.h"
 #include "model/transformer.h"
@@ -40,6 +42,14 @@ size_t CommonPrefix(const std::vector<int32_t>& a, size_t a_len, const std::vect
   while (i < n && a[i] == b[i]) ++i;
   return i;
 }
+
+// A generation's sampling and stop settings: one per GenerateBatch, or one per served request.
+struct GenConfig {
+  SamplingParams params;
+  std::set<int32_t> stop_ids;
+  std::vector<std::string> stop_strings;
+  size_t max_stop = 0;  // longest stop string
+};
 
 // One request in flight. `tokens` grows as generation appends; positions [0, computed) have K/V.
 struct Sequence {
@@ -64,11 +74,22 @@ struct Sequence {
   std::string text;
   size_t emitted = 0;
   std::string finish_reason;
+  std::shared_ptr<const GenConfig> gen;
+  uint64_t stream = 0;  // random stream of its samples
+  // Serving (Engine::Serve).
+  std::shared_ptr<StreamSink> sink;
+  int logprobs = -1;
+  int prompt_logprobs = -1;
+  std::vector<TokenLogprob> prompt_lps;
+  bool notified = false;  // OnDone was called
 
   // Tokens that still need a forward pass.
   size_t FeedLimit() const { return generate ? tokens.size() : tokens.size() - 1; }
   // The first position whose logits are needed: a reused prefix must stop before it.
-  size_t FirstWanted() const { return generate ? prompt_len - 1 : score_begin; }
+  size_t FirstWanted() const {
+    if (!generate) return score_begin;
+    return prompt_logprobs >= 0 ? 0 : prompt_len - 1;
+  }
 };
 
 void ReadEosIds(const nlohmann::json& j, std::set<int32_t>* out) {
@@ -181,10 +202,7 @@ class EngineImpl final : public Engine {
                              prompts.size());
     }
     std::vector<Sequence> seqs(prompts.size());
-    std::set<int32_t> stop_ids(eos_ids_.begin(), eos_ids_.end());
-    stop_ids.insert(options.stop_token_ids.begin(), options.stop_token_ids.end());
-    size_t max_stop = 0;
-    for (const auto& s : options.stop_strings) max_stop = std::max(max_stop, s.size());
+    const auto gen = MakeGenConfig(options);
     for (size_t i = 0; i < prompts.size(); ++i) {
       Sequence& s = seqs[i];
       s.index = i;
@@ -198,67 +216,19 @@ class EngineImpl final : public Engine {
                                s.prompt_len, config_.max_positions);
       }
       SizeForGeneration(options, &s);
+      s.gen = gen;
+      s.stream = options.streams.empty() ? i : options.streams[i];
       s.decoder = std::make_unique<StreamDecoder>(tokenizer_, /*skip_special_tokens=*/true);
       if (s.max_new == 0) {
         s.finished = true;
         s.finish_reason = "length";
       }
     }
-    const SamplingParams params{options.temperature, options.top_p, options.top_k, options.seed};
-
-    auto emit = [&](Sequence& s) {
-      // Hold back a tail that could still become a stop string.
-      size_t safe = s.text.size();
-      if (!s.finished) {
-        for (const auto& stop : options.stop_strings) {
-          if (stop.empty()) continue;
-          for (size_t k = std::min(stop.size() - 1, s.text.size()); k > 0; --k) {
-            if (s.text.compare(s.text.size() - k, k, stop, 0, k) == 0) {
-              safe = std::min(safe, s.text.size() - k);
-              break;
-            }
-          }
-        }
-      }
-      if (on_token && safe > s.emitted)
-        on_token(s.index, s.text.substr(s.emitted, safe - s.emitted));
-      s.emitted = std::max(s.emitted, safe);
-    };
-    auto append_text = [&](Sequence& s, const std::string& piece) {
-      const size_t old = s.text.size();
-      s.text += piece;
-      const size_t from = old >= max_stop ? old - max_stop + 1 : 0;
-      size_t cut = std::string::npos;
-      for (const auto& stop : options.stop_strings) {
-        if (stop.empty()) continue;
-        const size_t p = s.text.find(stop, from);
-        if (p != std::string::npos) cut = std::min(cut, p);
-      }
-      if (cut != std::string::npos) {
-        s.text.resize(cut);
-        s.finished = true;
-        s.finish_reason = "stop";
-      }
-    };
     auto on_logits = [&](Sequence& s, size_t, const float* logits) {
-      const int32_t next =
-          SampleToken(logits, config_.vocab, params,
-                      options.streams.empty() ? s.index : options.streams[s.index], s.generated);
-      ++s.generated;
-      if (stop_ids.count(next)) {
-        s.finished = true;
-        s.finish_reason = "stop";
-        append_text(s, s.decoder->Flush());
-      } else {
-        s.tokens.push_back(next);
-        append_text(s, s.decoder->Push(next));
-        if (!s.finished && s.generated >= s.max_new) {
-          s.finished = true;
-          s.finish_reason = "length";
-          append_text(s, s.decoder->Flush());
-        }
-      }
-      emit(s);
+      int32_t next = 0;
+      AdvanceGeneration(s, logits, &next);
+      const std::string text = TakeFinalText(s);
+      if (on_token && !text.empty()) on_token(s.index, text);
       if (progress && s.finished) progress->Advance();
     };
     auto want = [&](const Sequence& s, size_t pos) { return pos + 1 == s.tokens.size(); };
@@ -344,7 +314,136 @@ class EngineImpl final : public Engine {
     return out;
   }
 
+  size_t MaxPositions() const override { return config_.max_positions; }
+
+  Status Serve(StreamQueue& queue) override {
+    std::list<Sequence> owned;
+    std::deque<Sequence*> pending;
+    std::vector<Sequence*> active;
+    std::vector<StreamRequest> incoming;
+    auto more = [&] {
+      // Requests join between steps; block only when there is nothing to run.
+      incoming.clear();
+      const bool open = queue.Take(&incoming, pending.empty() && active.empty());
+      for (StreamRequest& r : incoming) Intake(std::move(r), &owned, &pending);
+      const bool cancel_all = queue.Closed() && !queue.Draining();
+      for (Sequence* s : active) {
+        if (!s->finished && (cancel_all || s->sink->Cancelled())) {
+          s->finished = true;
+          s->finish_reason = "cancelled";
+          NotifyDone(*s, ServedResult(*s));
+          Retire(*s);
+        }
+      }
+      std::erase_if(active, [](const Sequence* s) { return s->finished; });
+      std::erase_if(pending, [&](Sequence* s) {
+        if (!cancel_all && !s->sink->Cancelled()) return false;
+        s->finish_reason = "cancelled";
+        NotifyDone(*s, ServedResult(*s));
+        return true;
+      });
+      owned.remove_if([](const Sequence& s) { return s.notified; });
+      return open || !pending.empty() || !active.empty();
+    };
+    auto want = [](const Sequence& s, size_t pos) {
+      return pos + 1 == s.tokens.size() || (s.prompt_logprobs >= 0 && pos + 1 < s.prompt_len);
+    };
+    auto on_logits = [&](Sequence& s, size_t pos, const float* logits) {
+      ServedLogits(s, pos, logits);
+    };
+    auto reject = [&](Sequence& s, Status st) {
+      NotifyDone(s, std::move(st));
+      return OkStatus();
+    };
+    Status st = RunLoop(pending, active, want, on_logits, more, reject, opt_.max_batch);
+    if (!st.ok()) {
+      for (Sequence& s : owned) NotifyDone(s, st);
+      for (Sequence* s : active) Retire(*s);
+    }
+    return st;
+  }
+
  private:
+  // Turns a served request into a pending sequence, or answers it at once when it cannot run.
+  void Intake(StreamRequest r, std::list<Sequence>* owned, std::deque<Sequence*>* pending) {
+    if (!r.sink) return;
+    Sequence& s = owned->emplace_back();
+    s.sink = std::move(r.sink);
+    s.generate = true;
+    s.tokens = std::move(r.prompt);
+    s.prompt_len = s.tokens.size();
+    s.logprobs = std::min<int>(r.logprobs, static_cast<int>(config_.vocab));
+    s.prompt_logprobs = std::min<int>(r.prompt_logprobs, static_cast<int>(config_.vocab));
+    s.gen = MakeGenConfig(r.options);
+    s.stream = r.options.streams.empty() ? 0 : r.options.streams[0];
+    s.decoder = std::make_unique<StreamDecoder>(tokenizer_, /*skip_special_tokens=*/true);
+    Status bad = CheckIds(s.tokens, "prompt");
+    if (bad.ok() && s.tokens.empty()) bad = InvalidArgument("the prompt is empty");
+    if (bad.ok() && s.prompt_len >= config_.max_positions) {
+      bad = InvalidArgument("the prompt has {} tokens; the model allows {} positions", s.prompt_len,
+                            config_.max_positions);
+    }
+    if (!bad.ok()) return NotifyDone(s, std::move(bad));
+    SizeForGeneration(r.options, &s);
+    // Prompt scores come from f32 KV, as Engine::LogLikelihood's do.
+    if (s.prompt_logprobs >= 0) s.kv_dtype = DType::kF32;
+    if (kv_pool_->BytesFor(s.capacity, s.kv_dtype) > kv_pool_->budget()) {
+      return NotifyDone(
+          s, FailedPrecondition("{} positions need {} of KV; the KV cache budget is {}", s.capacity,
+                                HumanBytes(kv_pool_->BytesFor(s.capacity, s.kv_dtype)),
+                                HumanBytes(kv_pool_->budget())));
+    }
+    if (s.max_new == 0 && s.prompt_logprobs < 0) {
+      s.finish_reason = "length";
+      return NotifyDone(s, ServedResult(s));
+    }
+    pending->push_back(&s);
+  }
+
+  // A served sequence's logits row: a prompt token's score, or the next generated token.
+  void ServedLogits(Sequence& s, size_t pos, const float* logits) {
+    if (pos + 1 < s.prompt_len) {
+      s.prompt_lps.push_back(
+          ComputeLogprob(logits, config_.vocab, s.tokens[pos + 1], s.prompt_logprobs));
+      return;
+    }
+    if (s.prompt_logprobs >= 0 && s.generated == 0)
+      s.sink->OnPromptLogprobs(std::move(s.prompt_lps));
+    if (s.max_new == 0) {
+      s.finished = true;
+      s.finish_reason = "length";
+    } else {
+      int32_t next = 0;
+      const bool appended = AdvanceGeneration(s, logits, &next);
+      const std::string text = TakeFinalText(s);
+      if (appended) {
+        TokenLogprob t;
+        if (s.logprobs >= 0) {
+          t = ComputeLogprob(logits, config_.vocab, next, s.logprobs);
+        } else {
+          t.id = next;
+        }
+        s.sink->OnToken(t, text);
+      }
+    }
+    if (s.finished) NotifyDone(s, ServedResult(s));
+  }
+
+  static GenerateResult ServedResult(const Sequence& s) {
+    GenerateResult r;
+    if (s.tokens.size() > s.prompt_len)
+      r.tokens.assign(s.tokens.begin() + s.prompt_len, s.tokens.end());
+    r.text = s.text;
+    r.finish_reason = s.finish_reason.empty() ? "length" : s.finish_reason;
+    return r;
+  }
+
+  static void NotifyDone(Sequence& s, StatusOr<GenerateResult> result) {
+    if (s.notified) return;
+    s.notified = true;
+    s.sink->OnDone(std::move(result));
+  }
+
   Status CheckIds(const std::vector<int32_t>& ids, const std::string& what) const {
     for (size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] < 0 || static_cast<size_t>(ids[i]) >= config_.vocab) {
@@ -353,6 +452,78 @@ class EngineImpl final : public Engine {
       }
     }
     return OkStatus();
+  }
+
+  std::shared_ptr<const GenConfig> MakeGenConfig(const GenerateOptions& options) const {
+    auto g = std::make_shared<GenConfig>();
+    g->params = {options.temperature, options.top_p, options.top_k, options.seed};
+    g->stop_ids.insert(eos_ids_.begin(), eos_ids_.end());
+    g->stop_ids.insert(options.stop_token_ids.begin(), options.stop_token_ids.end());
+    g->stop_strings = options.stop_strings;
+    for (const auto& stop : g->stop_strings) g->max_stop = std::max(g->max_stop, stop.size());
+    return g;
+  }
+
+  // Appends decoded text; a completed stop string cuts it there and finishes the sequence.
+  static void AppendText(Sequence& s, const std::string& piece) {
+    const GenConfig& g = *s.gen;
+    const size_t old = s.text.size();
+    s.text += piece;
+    const size_t from = old >= g.max_stop ? old - g.max_stop + 1 : 0;
+    size_t cut = std::string::npos;
+    for (const auto& stop : g.stop_strings) {
+      if (stop.empty()) continue;
+      const size_t p = s.text.find(stop, from);
+      if (p != std::string::npos) cut = std::min(cut, p);
+    }
+    if (cut != std::string::npos) {
+      s.text.resize(cut);
+      s.finished = true;
+      s.finish_reason = "stop";
+    }
+  }
+
+  // Text that became final since the last call. While running, a tail that could still grow into
+  // a stop string is held back.
+  static std::string TakeFinalText(Sequence& s) {
+    size_t safe = s.text.size();
+    if (!s.finished) {
+      for (const auto& stop : s.gen->stop_strings) {
+        if (stop.empty()) continue;
+        for (size_t k = std::min(stop.size() - 1, s.text.size()); k > 0; --k) {
+          if (s.text.compare(s.text.size() - k, k, stop, 0, k) == 0) {
+            safe = std::min(safe, s.text.size() - k);
+            break;
+          }
+        }
+      }
+    }
+    std::string out;
+    if (safe > s.emitted) out = s.text.substr(s.emitted, safe - s.emitted);
+    s.emitted = std::max(s.emitted, safe);
+    return out;
+  }
+
+  // Samples the next token from `logits` into *next. A stop id finishes the sequence unappended
+  // (returns false); otherwise it is appended, and a stop string or max_new may finish it.
+  bool AdvanceGeneration(Sequence& s, const float* logits, int32_t* next) {
+    const GenConfig& g = *s.gen;
+    *next = SampleToken(logits, config_.vocab, g.params, s.stream, s.generated);
+    ++s.generated;
+    if (g.stop_ids.count(*next)) {
+      s.finished = true;
+      s.finish_reason = "stop";
+      AppendText(s, s.decoder->Flush());
+      return false;
+    }
+    s.tokens.push_back(*next);
+    AppendText(s, s.decoder->Push(*next));
+    if (!s.finished && s.generated >= s.max_new) {
+      s.finished = true;
+      s.finish_reason = "length";
+      AppendText(s, s.decoder->Flush());
+    }
+    return true;
   }
 
   // A generation request's new tokens and KV positions (the prompt is already set).
@@ -557,57 +728,54 @@ class EngineImpl final : public Engine {
     return true;
   }
 
-  // The continuous-batching loop. Each step feeds one token per decoding sequence plus prompt
-  // chunks (prefill_chunk tokens in all) of prefilling ones; `want(s, pos)` says which positions
-  // need logits and `on_logits` consumes them (and may append tokens or finish the sequence).
+  // Runs a fixed set of sequences to completion.
   template <class Want, class OnLogits>
   Status Run(std::vector<Sequence>& seqs, const Want& want, const OnLogits& on_logits,
              size_t max_batch) {
-    std::deque<size_t> pending;
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      if (!seqs[i].finished) pending.push_back(i);
+    std::deque<Sequence*> pending;
+    for (Sequence& s : seqs) {
+      if (!s.finished) pending.push_back(&s);
     }
     std::vector<Sequence*> active;
+    auto more = [&] { return !pending.empty() || !active.empty(); };
+    auto reject = [](Sequence&, Status st) { return st; };
+    return RunLoop(pending, active, want, on_logits, more, reject, max_batch);
+  }
+
+  // The continuous-batching loop. Each step feeds one token per decoding sequence plus prompt
+  // chunks (prefill_chunk tokens in all) of prefilling ones; `want(s, pos)` says which positions
+  // need logits and `on_logits` consumes them (and may append tokens or finish the sequence).
+  // `more()` runs before each step: it may add to `pending` or finish sequences of either list,
+  // and false ends the loop. `reject(s, status)` answers a sequence that cannot fit alone: an
+  // error ends the loop, OK drops the sequence.
+  template <class Want, class OnLogits, class More, class Reject>
+  Status RunLoop(std::deque<Sequence*>& pending, std::vector<Sequence*>& active, const Want& want,
+                 const OnLogits& on_logits, const More& more, const Reject& reject,
+                 size_t max_batch) {
     std::vector<TokenInput> inputs;
     std::vector<std::pair<Sequence*, size_t>> logit_rows;  // (sequence, position)
     std::vector<float> logits;
-    while (!pending.empty() || !active.empty()) {
+    while (more()) {
       // Admit new sequences while the batch and the KV budget allow.
       while (!pending.empty() && active.size() < max_batch) {
-        Sequence& s = seqs[pending.front()];
+        Sequence& s = *pending.front();
         if (!active.empty() && ShouldWait(s, active)) break;
         if (!AllocateKv(s, active)) {
-          if (active.empty()) {
-            return FailedPrecondition(
-                "KV cache budget of {} cannot hold one sequence of {} positions ({} needed); "
-                "raise kv_cache_bytes",
-                HumanBytes(kv_pool_->budget()), s.capacity,
-                HumanBytes(kv_pool_->BytesFor(s.capacity, s.kv_dtype)));
-          }
-          break;
+          if (!active.empty()) break;
+          RETURN_IF_ERROR(reject(
+              s, FailedPrecondition(
+                     "KV cache budget of {} cannot hold one sequence of {} positions ({} needed); "
+                     "raise kv_cache_bytes",
+                     HumanBytes(kv_pool_->budget()), s.capacity,
+                     HumanBytes(kv_pool_->BytesFor(s.capacity, s.kv_dtype)))));
+          pending.pop_front();
+          continue;
         }
         active.push_back(&s);
         pending.pop_front();
       }
-      // Build the step: decoding sequences first (one token each), then prompt chunks.
-      inputs.clear();
-      logit_rows.clear();
-      size_t budget = opt_.prefill_chunk;
-      for (int pass = 0; pass < 2; ++pass) {
-        for (Sequence* s : active) {
-          const size_t todo = s->FeedLimit() - s->computed;
-          const bool decoding = todo == 1 && s->computed >= s->prompt_len;
-          if (todo == 0 || decoding != (pass == 0)) continue;
-          const size_t take = decoding ? 1 : std::min(todo, budget);
-          if (!decoding) budget -= take;
-          for (size_t p = s->computed; p < s->computed + take; ++p) {
-            const bool w = want(*s, p);
-            inputs.push_back({s->tokens[p], p, s->kv.get(), w});
-            if (w) logit_rows.emplace_back(s, p);
-          }
-          if (!decoding && budget == 0) break;
-        }
-      }
+      if (active.empty()) continue;
+      BuildStep(active, want, &inputs, &logit_rows);
       if (inputs.empty()) return Internal("engine scheduled an empty step");
       transformer_->Forward(inputs, &logits);
       ++stats_.forward_steps;
@@ -631,6 +799,31 @@ class EngineImpl final : public Engine {
       std::erase_if(active, [](const Sequence* s) { return s->finished; });
     }
     return OkStatus();
+  }
+
+  // One step's inputs: decoding sequences first (one token each), then prompt chunks.
+  template <class Want>
+  void BuildStep(const std::vector<Sequence*>& active, const Want& want,
+                 std::vector<TokenInput>* inputs,
+                 std::vector<std::pair<Sequence*, size_t>>* logit_rows) const {
+    inputs->clear();
+    logit_rows->clear();
+    size_t budget = opt_.prefill_chunk;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (Sequence* s : active) {
+        const size_t todo = s->FeedLimit() - s->computed;
+        const bool decoding = todo == 1 && s->computed >= s->prompt_len;
+        if (todo == 0 || decoding != (pass == 0)) continue;
+        const size_t take = decoding ? 1 : std::min(todo, budget);
+        if (!decoding) budget -= take;
+        for (size_t p = s->computed; p < s->computed + take; ++p) {
+          const bool w = want(*s, p);
+          inputs->push_back({s->tokens[p], p, s->kv.get(), w});
+          if (w) logit_rows->emplace_back(s, p);
+        }
+        if (!decoding && budget == 0) break;
+      }
+    }
   }
 
   std::filesystem::path dir_;

@@ -2,10 +2,13 @@
 // log-likelihoods with continuous batching. Used by the CLI and the evaluation harness.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +93,69 @@ struct LoglikelihoodResult {
   bool is_greedy = false;  // every continuation token is the argmax
 };
 
+// ---- Serving: continuous batching across independent callers (rvec serve) ----------------------
+
+// A token's log-probability under the model's raw distribution (log-softmax of the logits, before
+// temperature or top-p, as vLLM and OpenAI report it) and the most likely tokens at its position.
+struct TokenLogprob {
+  int32_t id = 0;
+  double logprob = 0.0;
+  std::vector<std::pair<int32_t, double>> top;  // most likely first, ties by lower id
+};
+
+// Receives one streamed request's events, on the engine's thread: keep them short and never call
+// back into the engine. OnDone is always the last call, exactly once.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // When StreamRequest::prompt_logprobs >= 0: one entry per prompt token after the first (the
+  // first has no context to be scored from), before any OnToken.
+  virtual void OnPromptLogprobs(std::vector<TokenLogprob> /*logprobs*/) {}
+  // One generated token (not the eos or stop id that ends the sequence) and the text that became
+  // final with it: may be empty while a possible stop string or an incomplete UTF-8 sequence is
+  // held back. `token.top` is filled when StreamRequest::logprobs > 0.
+  virtual void OnToken(const TokenLogprob& /*token*/, const std::string& /*text*/) {}
+  // The finished result ("stop", "length", or "cancelled" after Cancelled()), or why it failed.
+  // result.text is the whole text: a tail held back until the end (a partial stop string that
+  // did not complete, bytes flushed at eos) is the part OnToken has not delivered.
+  virtual void OnDone(StatusOr<GenerateResult> result) = 0;
+  // Polled between steps (from the engine's thread): true frees the request's slot and KV at once.
+  virtual bool Cancelled() const { return false; }
+};
+
+struct StreamRequest {
+  std::vector<int32_t> prompt;
+  // Sampling and stops. options.streams, when set, holds this request's one random stream.
+  GenerateOptions options;
+  int logprobs = -1;         // -1: none; N >= 0: each generated token's logprob and the top N
+  int prompt_logprobs = -1;  // -1: none; N >= 0: prompt tokens' logprobs (f32 KV) and the top N
+  std::shared_ptr<StreamSink> sink;
+};
+
+// The thread-safe hand-over between callers and Engine::Serve.
+class StreamQueue {
+ public:
+  // Queues a request; FailedPrecondition once closed. Requests are admitted in submission order.
+  Status Submit(StreamRequest request);
+  // Stops accepting. drain: in-flight and queued requests finish, then Serve returns; otherwise
+  // they end at the next step with finish_reason "cancelled" and Serve returns.
+  void Close(bool drain);
+  size_t Waiting() const;  // queued, not yet taken by the engine
+
+  // For Engine::Serve: moves queued requests into `out`; blocks while there are none and the queue
+  // is open when `block` is set. Returns false once the queue is closed and empty.
+  bool Take(std::vector<StreamRequest>* out, bool block);
+  bool Closed() const;
+  bool Draining() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<StreamRequest> queue_;
+  bool closed_ = false;
+  bool drain_ = true;
+};
+
 class Engine {
  public:
   static StatusOr<std::unique_ptr<Engine>> Load(const std::filesystem::path& model_dir,
@@ -126,6 +192,17 @@ class Engine {
   }
   virtual MemoryForecast LastForecast() const { return {}; }
   virtual EngineStats Stats() const { return {}; }
+
+  // Runs requests from `queue` with continuous batching until it is closed (and, when draining,
+  // idle). A request joins the running batch at the next step; one that cannot be served (bad ids,
+  // prompt + max_new_tokens over the context, KV budget) fails alone through its sink. Serve is the
+  // only engine call allowed while it runs; it returns an error only for a failure of the engine
+  // itself, after failing every request in flight.
+  virtual Status Serve(StreamQueue& /*queue*/) {
+    return Unimplemented("this engine cannot serve streamed requests");
+  }
+  // Model context length (max_position_embeddings).
+  virtual size_t MaxPositions() const { return 0; }
 };
 
 }  // namespace rvec
