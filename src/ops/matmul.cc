@@ -56,13 +56,21 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY
     for (size_t r = 0; r < kR; ++r) acc[t][r] = hn::Zero(df);
   }
   const size_t kv = cols - cols % N;
+  // Few tokens (decode) stream the weights from DRAM once, and the hardware prefetcher follows kR
+  // short interleaved row streams badly. The next group's kR rows are one contiguous block: fetch
+  // it into L2 line by line, in address order, spread over this group's steps (on the 0.5B shape
+  // this took a 896-column matrix-vector product from ~69% to ~86-93% of the read bandwidth).
+  const char* ahead = reinterpret_cast<const char*>(w + kR * cols);
+  const size_t lines = kT < 4 ? kR * cols * sizeof(WT) / 64 : 0;
+  const size_t per_step = kv ? (lines + kv / N - 1) / (kv / N) : 0;
+  size_t line = 0;
   for (size_t k = 0; k < kv; k += N) {
     V wv[kR];
     for (size_t r = 0; r < kR; ++r) wv[r] = LoadWidened(df, w + r * cols + k);
-    // Few tokens (decode) stream the weights from DRAM once: fetch the next row group early,
-    // which the hardware prefetcher alone does not do well across kR interleaved rows.
     if constexpr (kT < 4) {
-      for (size_t r = 0; r < kR; ++r) hwy::Prefetch(w + (kR + r) * cols + k);
+      for (size_t j = 0; j < per_step && line < lines; ++j, ++line) {
+        __builtin_prefetch(ahead + line * 64, 0, 2);  // prefetcht1: into L2
+      }
     }
     for (size_t t = 0; t < kT; ++t) {
       const V xv = hn::LoadU(df, x + t * x_stride + k);
@@ -96,10 +104,28 @@ HWY_INLINE void TokenTail(size_t count, const float* x, size_t x_stride, const W
   }
 }
 
+// Fewer than 4 tokens (decode): groups of 4 rows, whose linear prefetch (see Tile) kept closest to
+// the read bandwidth in a sweep of 2..8 rows. Each output element is still computed the same way.
+template <class WT>
+void DecodeRowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, size_t r0,
+                 size_t r1, const float* bias, float* out, size_t out_stride) {
+  constexpr size_t kR = 4;
+  size_t r = r0;
+  for (; r + kR <= r1; r += kR) {
+    TokenTail<kR>(n, x, x_stride, w + r * cols, cols, bias ? bias + r : nullptr, out + r,
+                  out_stride);
+  }
+  for (; r < r1; ++r) {
+    TokenTail<1>(n, x, x_stride, w + r * cols, cols, bias ? bias + r : nullptr, out + r,
+                 out_stride);
+  }
+}
+
 template <class WT>
 void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, size_t r0,
            size_t r1, const float* bias, float* out, size_t out_stride) {
   constexpr size_t kT = 4;
+  if (n < kT) return DecodeRowsT(x, n, x_stride, w, cols, r0, r1, bias, out, out_stride);
   // 4 tokens x 6 rows: 24 accumulators + 6 weight vectors + 1 activation fit the 32 registers
   // of AVX-512 (measured ~25% faster than 4x4 on Zen 5); 4 x 3 fits the 16 of AVX2.
   constexpr size_t kR = HWY_MAX_BYTES >= 64 ? 6 : 3;
