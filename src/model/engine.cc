@@ -82,6 +82,7 @@ struct Sequence {
   int prompt_logprobs = -1;
   std::vector<TokenLogprob> prompt_lps;
   bool notified = false;  // OnDone was called
+  int32_t stop_id = -1;   // the eos / stop id that ended a served sequence
 
   // Tokens that still need a forward pass.
   size_t FeedLimit() const { return generate ? tokens.size() : tokens.size() - 1; }
@@ -414,25 +415,27 @@ class EngineImpl final : public Engine {
       s.finish_reason = "length";
     } else {
       int32_t next = 0;
-      const bool appended = AdvanceGeneration(s, logits, &next);
+      // A stop id is reported too (vLLM counts it, and lm-eval's echo slice [ctxlen:-1] relies
+      // on one entry per generated token).
+      if (!AdvanceGeneration(s, logits, &next)) s.stop_id = next;
       const std::string text = TakeFinalText(s);
-      if (appended) {
-        TokenLogprob t;
-        if (s.logprobs >= 0) {
-          t = ComputeLogprob(logits, config_.vocab, next, s.logprobs);
-        } else {
-          t.id = next;
-        }
-        s.sink->OnToken(t, text);
+      TokenLogprob t;
+      if (s.logprobs >= 0) {
+        t = ComputeLogprob(logits, config_.vocab, next, s.logprobs);
+      } else {
+        t.id = next;
       }
+      s.sink->OnToken(t, text);
     }
     if (s.finished) NotifyDone(s, ServedResult(s));
   }
 
   static GenerateResult ServedResult(const Sequence& s) {
     GenerateResult r;
-    if (s.tokens.size() > s.prompt_len)
+    if (s.tokens.size() > s.prompt_len) {
       r.tokens.assign(s.tokens.begin() + s.prompt_len, s.tokens.end());
+    }
+    if (s.stop_id >= 0) r.tokens.push_back(s.stop_id);
     r.text = s.text;
     r.finish_reason = s.finish_reason.empty() ? "length" : s.finish_reason;
     return r;

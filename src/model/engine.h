@@ -111,13 +111,14 @@ class StreamSink {
   // When StreamRequest::prompt_logprobs >= 0: one entry per prompt token after the first (the
   // first has no context to be scored from), before any OnToken.
   virtual void OnPromptLogprobs(std::vector<TokenLogprob> /*logprobs*/) {}
-  // One generated token (not the eos or stop id that ends the sequence) and the text that became
-  // final with it: may be empty while a possible stop string or an incomplete UTF-8 sequence is
-  // held back. `token.top` is filled when StreamRequest::logprobs > 0.
+  // One generated token (the eos or stop id that ends the sequence included, as vLLM reports it)
+  // and the text that became final with it: may be empty while a possible stop string or an
+  // incomplete UTF-8 sequence is held back. `token.top` is filled when StreamRequest::logprobs > 0.
   virtual void OnToken(const TokenLogprob& /*token*/, const std::string& /*text*/) {}
   // The finished result ("stop", "length", or "cancelled" after Cancelled()), or why it failed.
   // result.text is the whole text: a tail held back until the end (a partial stop string that
-  // did not complete, bytes flushed at eos) is the part OnToken has not delivered.
+  // did not complete) is the part OnToken has not delivered. result.tokens ends with the stop id
+  // when one ended the sequence (unlike GenerateBatch's), so it matches the OnToken calls.
   virtual void OnDone(StatusOr<GenerateResult> result) = 0;
   // Polled between steps (from the engine's thread): true frees the request's slot and KV at once.
   virtual bool Cancelled() const { return false; }

@@ -111,7 +111,14 @@ TEST(EngineServe, ConcurrentSubmissionsEqualGenerateBatch) {
       const RecordingSink& s = *sinks[i];
       ASSERT_TRUE(s.result.ok()) << s.result.status().ToString();
       EXPECT_EQ(s.done_calls, 1);
-      EXPECT_EQ(s.result->tokens, (*want)[i].tokens) << "prompt " << i << " T=" << temperature;
+      // Served results also carry the stop id that ended them.
+      std::vector<int32_t> tokens = (*want)[i].tokens;
+      if (s.result->tokens.size() == tokens.size() + 1) {
+        const auto eos = e->EosTokenIds();
+        EXPECT_NE(std::find(eos.begin(), eos.end(), s.result->tokens.back()), eos.end());
+        tokens.push_back(s.result->tokens.back());
+      }
+      EXPECT_EQ(s.result->tokens, tokens) << "prompt " << i << " T=" << temperature;
       EXPECT_EQ(s.result->text, (*want)[i].text);
       EXPECT_EQ(s.result->finish_reason, (*want)[i].finish_reason);
       // Streamed text is a prefix of the whole text; the rest is the held-back tail.
@@ -274,6 +281,44 @@ TEST(EngineServe, CancelBadRequestsAndClosing) {
   EXPECT_EQ(running->result->finish_reason, "cancelled");
   EXPECT_EQ(running->done_calls, 1);
   EXPECT_FALSE(queue.Submit(Request(prompt, g, std::make_shared<RecordingSink>())).ok());
+}
+
+TEST(EngineServe, TheStopIdIsReportedAsAToken) {
+  auto e = Load();
+  ASSERT_TRUE(e);
+  const auto prompt = e->tokenizer().Encode(kTexts[3]);
+  GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.stop_token_ids = {};
+  g.max_new_tokens = 32;
+  g.temperature = 1.0f;  // greedy runs of this model repeat one token
+  g.seed = 5;
+  auto free_run = e->GenerateBatch({prompt}, g, nullptr, nullptr);
+  ASSERT_TRUE(free_run.ok());
+  // The first token that did not occur before it becomes the stop id.
+  const std::vector<int32_t>& run = (*free_run)[0].tokens;
+  size_t k = 1;
+  while (k < run.size() && std::find(run.begin(), run.begin() + k, run[k]) != run.begin() + k) ++k;
+  ASSERT_LT(k, run.size()) << "the sampled run repeats one token";
+  const int32_t stop = run[k];
+  g.stop_token_ids = {stop};
+  StreamQueue queue;
+  auto sink = std::make_shared<RecordingSink>();
+  StreamRequest r = Request(prompt, g, sink);
+  r.logprobs = 2;
+  ASSERT_TRUE(queue.Submit(std::move(r)).ok());
+  queue.Close(true);
+  ASSERT_TRUE(e->Serve(queue).ok());
+  ASSERT_TRUE(sink->result.ok());
+  EXPECT_EQ(sink->result->finish_reason, "stop");
+  // k generated tokens, then the stop id: reported by OnToken (with its logprob) and counted.
+  const std::vector<int32_t> want(run.begin(), run.begin() + k + 1);
+  EXPECT_EQ(sink->result->tokens, want);
+  ASSERT_EQ(sink->tokens.size(), k + 1);
+  EXPECT_EQ(sink->tokens[k].id, stop);
+  EXPECT_EQ(sink->tokens[k].top.size(), 2u);
+  EXPECT_LT(sink->tokens[k].logprob, 0.0);
+  EXPECT_EQ(sink->streamed, sink->result->text);
 }
 
 TEST(EngineServe, ComputeLogprobMatchesAScalarLogSoftmax) {
