@@ -7,6 +7,13 @@ void AddBackendFlags(CLI::App* app, BackendFlags* flags) {
   app->add_option("--backend", flags->kind, "local (default), openai or replay");
   app->add_option("--endpoint", flags->endpoint, "openai: base URL, e.g. http://127.0.0.1:8000/v1");
   app->add_option("--concurrency", flags->concurrency, "openai: requests in flight (default 4)");
+  app->add_option("--server-kind", flags->server_kind,
+                  "openai: the server software, auto (default: asked from /v1/models, /props, "
+                  "/info), vllm, llamacpp, sglang, tgi, rvec or openai; recorded in results.json")
+      ->check(CLI::IsMember({"auto", "vllm", "llamacpp", "sglang", "tgi", "rvec", "openai"}));
+  app->add_option("--max-length", flags->max_length,
+                  "openai: context length in tokens for lm-eval's left truncation of long "
+                  "prompts (default: the model's max_position_embeddings)");
   app->add_flag("--bf16-activations", flags->bf16_activations,
                 "local: round activations to bf16 for the AVX512_BF16 dot product (~2x prefill, "
                 "logits differ by ~1e-2; recorded in results.json)");

@@ -89,6 +89,35 @@ nlohmann::json ModelHashes(const fs::path& dir) {
   return h;
 }
 
+// config.json's max_position_embeddings of a model directory (0 when absent).
+size_t ConfigMaxPositions(const fs::path& model) {
+  if (auto cfg = ReadFileToString(model / "config.json"); cfg.ok()) {
+    auto j = nlohmann::json::parse(*cfg, nullptr, false);
+    if (j.is_object() && j.contains("max_position_embeddings") &&
+        j["max_position_embeddings"].is_number_unsigned()) {
+      return j["max_position_embeddings"].get<size_t>();
+    }
+  }
+  return 0;
+}
+
+// A warning when the backend cut prompts from the left (counts are in results.json).
+void WarnTruncation(const nlohmann::json& results) {
+  if (Globals().quiet) return;
+  const auto& c = results["config"]["backend_config"];
+  if (!c.is_object() || !c.contains("left_truncated_prompts")) return;
+  const auto& t = c["left_truncated_prompts"];
+  const size_t n = t.is_number()
+                       ? t.get<size_t>()
+                       : t.value("generation", size_t{0}) + t.value("loglikelihood", size_t{0});
+  if (n > 0) {
+    std::fprintf(stderr,
+                 "warning: %zu prompt(s) were longer than the context (%s tokens) and were "
+                 "truncated from the left, as lm-eval does\n",
+                 n, c.value("max_length", nlohmann::json(0)).dump().c_str());
+  }
+}
+
 void PrintTable(const nlohmann::json& results) {
   std::printf("%-44s %-32s %8s %8s %6s\n", "task", "metric", "value", "stderr", "n");
   const auto& n = results["n-samples"];
@@ -178,14 +207,7 @@ Status RunEval(const EvalFlags& f) {
     // A different engine precision gives different logits: part of what a resumed run must match.
     ApplyLocalEngineFlags(f.backend, &eo, &options.provenance);
     ASSIGN_OR_RETURN(engine, Engine::Load(f.model, eo));
-    size_t max_length = 0;
-    if (auto cfg = ReadFileToString(fs::path(f.model) / "config.json"); cfg.ok()) {
-      auto j = nlohmann::json::parse(*cfg, nullptr, false);
-      if (j.is_object() && j.contains("max_position_embeddings") &&
-          j["max_position_embeddings"].is_number_unsigned()) {
-        max_length = j["max_position_embeddings"].get<size_t>();
-      }
-    }
+    const size_t max_length = ConfigMaxPositions(f.model);
     if (max_length > 0 && f.max_gen_tokens >= static_cast<int64_t>(max_length)) {
       return InvalidArgument(
           "--max-gen-tokens {} leaves no room for the prompt in {}'s context of {}",
@@ -207,10 +229,14 @@ Status RunEval(const EvalFlags& f) {
     oo.max_retries = f.retries;
     oo.seed = f.seed;
     oo.add_bos = f.add_bos;
+    oo.server_kind = f.backend.server_kind;
+    oo.max_length = f.backend.max_length;
     if (have_model && fs::exists(fs::path(f.model) / "tokenizer.json")) {
       ASSIGN_OR_RETURN(Tokenizer t, Tokenizer::FromModelDir(f.model));
       tokenizer = std::make_unique<Tokenizer>(std::move(t));
       oo.tokenizer = tokenizer.get();
+      // lm-eval truncates to the model's context; the model directory says what that is.
+      if (oo.max_length == 0) oo.max_length = ConfigMaxPositions(f.model);
     }
     ASSIGN_OR_RETURN(backend, eval::MakeOpenAiBackend(oo));
     options.chunk =
@@ -231,6 +257,7 @@ Status RunEval(const EvalFlags& f) {
   }
   ASSIGN_OR_RETURN(nlohmann::json results, eval::RunEvaluation(*backend, options));
   PrintLastForecast(engine.get());
+  WarnTruncation(results);
   if (Globals().json) {
     PrintJson(results.dump(2));
   } else {

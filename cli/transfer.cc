@@ -20,7 +20,8 @@ struct TransferFlags {
   BackendFlags backend;  // --backend, --endpoint, --concurrency, --bf16-activations
   std::string sft, grpo, target, out, alphas = "1,-1", tasks = "gsm8k";
   std::string vector_dtype = "f32", data_dir, serve_cmd, serve_lora_cmd, responses_dir, system;
-  std::string controls = "random", vocab = "error", compact, prompt_style;
+  std::string controls = "random", vocab = "error", compact, prompt_style, gguf_dtype = "bf16";
+  double serve_timeout = 900;
   int max_gen_tokens = 0;
   size_t limit = 0, control_seeds = 1;
   int port = 8000;
@@ -97,6 +98,10 @@ Status RunTransferCommand(const TransferFlags& f, const std::string& command_lin
   o.serve_cmd = f.serve_cmd;
   o.serve_lora_cmd = f.serve_lora_cmd;
   o.serve_port = f.port;
+  o.serve_timeout_s = f.serve_timeout;
+  o.gguf_dtype = f.gguf_dtype;
+  o.server_kind = f.backend.server_kind;
+  o.max_length = f.backend.max_length;
   o.concurrency = f.backend.concurrency;
   o.responses_dir = f.responses_dir;
   if (f.controls == "none") {
@@ -145,7 +150,9 @@ const RegisterCommand kTransfer(
           "    --target Qwen2.5-1.5B-Instruct --alphas 1,-1 --tasks gsm8k,sciq --limit 200 "
           "-o work\n"
           "  rvec transfer ... --backend openai --endpoint http://127.0.0.1:8000/v1 \\\n"
-          "    --serve-cmd 'vllm serve {model} --served-model-name {name} --port {port}'\n\n"
+          "    --serve-cmd 'vllm serve {model} --served-model-name {name} --port {port}'\n"
+          "  rvec transfer ... --backend openai --endpoint http://127.0.0.1:8080/v1 \\\n"
+          "    --serve-cmd 'llama-server -m {gguf} --alias {name} --port {port}'\n\n"
           "Every step is keyed by its inputs and options: a rerun skips finished work; --force "
           "redoes it.");
       app.add_option("--sft", f->sft, "The SFT checkpoint (θ_SFT)")->required();
@@ -170,7 +177,17 @@ const RegisterCommand kTransfer(
       app.add_option("--max-gen-tokens", f->max_gen_tokens,
                      "Tokens generated per answer, overriding each task's max_gen_toks");
       app.add_option("--serve-cmd", f->serve_cmd,
-                     "openai: command template that serves {model} as {name} on {port}");
+                     "openai: command template that serves {model} (a model directory) or "
+                     "{gguf} (the variant exported to GGUF, for llama-server) as {name} on "
+                     "{port}; rvec starts it per variant, waits for /v1/models and stops it");
+      app.add_option("--serve-timeout", f->serve_timeout,
+                     "openai: seconds to wait for --serve-cmd to serve (default 900)")
+          ->check(CLI::PositiveNumber);
+      app.add_option("--gguf-dtype", f->gguf_dtype,
+                     "openai with {gguf}: matrix dtype of the exports, bf16 (default: exact for "
+                     "bf16 checkpoints, what users run), f32 (llama.cpp then computes in f32 as "
+                     "the local engine does) or f16")
+          ->check(CLI::IsMember({"f32", "f16", "bf16"}));
       app.add_option("--serve-lora-cmd", f->serve_lora_cmd,
                      "openai: template for --compact lowrank rows at α = 1 that serves the target "
                      "{model} with the adapter {lora} as LoRA module {name} on {port}");

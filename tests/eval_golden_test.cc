@@ -438,7 +438,9 @@ class ScriptedServer {
           c["text"] = "";
           c["logprobs"] = {{"token_logprobs", tlp}, {"top_logprobs", top}};
         } else {
-          const std::string p = prompts[i].get<std::string>();
+          // Token-id prompts (a tokenizer was given) are answered from their JSON text.
+          const std::string p =
+              prompts[i].is_string() ? prompts[i].get<std::string>() : prompts[i].dump();
           c["text"] = " Answer to [" + p.substr(p.size() - 3) + "] #### 42\n\nQuestion: more";
         }
         choices.push_back(c);
@@ -725,6 +727,233 @@ TEST(EvalGolden, ReportComparesRunsWithMcNemar) {
 }
 
 // ---- end to end on a synthetic model
+LoglikelihoodRequest LlRequest(const std::string& task, size_t doc, size_t index,
+                               const std::string& context, const std::string& continuation) {
+  LoglikelihoodRequest r;
+  r.key.task = task;
+  r.key.doc_id = doc;
+  r.key.index = index;
+  r.context = context;
+  r.continuation = continuation;
+  return r;
+}
+
+// Long prompts are cut from the left as lm-eval does, and the cuts are counted in Config().
+TEST(EvalGolden, OpenAiBackendLeftTruncatesLongPrompts) {
+  ScriptedServer server;
+  auto tok = Tokenizer::FromModelDir(DataDir() / "qwen-tokenizer" / "qwen2.5");
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  OpenAiOptions o;
+  o.endpoint = server.url();
+  o.served_model = "served";
+  o.tokenizer = &*tok;
+  o.concurrency = 1;
+  o.max_length = 12;
+  auto backend = MakeOpenAiBackend(o);
+  ASSERT_TRUE(backend.ok());
+  const LoglikelihoodRequest shortr = LlRequest("t", 0, 0, "Question: 2+2?\nAnswer:", " 4");
+  const LoglikelihoodRequest longr =
+      LlRequest("t", 1, 0,
+                "A long context that certainly has more than twelve tokens in it, so that it "
+                "must be cut.\nAnswer:",
+                " yes indeed");
+  auto out = (*backend)->LogLikelihood({shortr, longr}, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  // The echo route keeps the last max_length - 1 tokens (prompt + generated token fit).
+  const auto whole = tok->Encode(longr.context + longr.continuation);
+  const std::vector<int32_t> kept(whole.end() - 11, whole.end());
+  ASSERT_EQ(server.payloads.size(), 3u);  // probe, then one request per prompt
+  EXPECT_EQ(server.payloads[2]["prompt"][0], nlohmann::json(kept));
+  const auto cont = tok->Encode(std::string(" yes indeed"));
+  double expected = 0;
+  for (int32_t id : cont) expected += -static_cast<double>(id % 7 + 1) / 10.0;
+  EXPECT_NEAR((*out)[1].logprob, expected, 1e-12);
+  // Generation keeps max_length - max_gen_toks context tokens and sends ids.
+  GenerationRequest g;
+  g.prompt = longr.context;
+  g.kwargs.until = {"\n\n"};
+  g.kwargs.max_gen_toks = 4;
+  auto gen = (*backend)->Generate({g}, nullptr);
+  ASSERT_TRUE(gen.ok()) << gen.status().ToString();
+  const auto ids = tok->Encode(longr.context);
+  EXPECT_EQ(server.payloads.back()["prompt"],
+            nlohmann::json(std::vector<int32_t>(ids.end() - 8, ids.end())));
+  const auto config = (*backend)->Config();
+  EXPECT_EQ(config["left_truncated_prompts"]["loglikelihood"], 1);
+  EXPECT_EQ(config["left_truncated_prompts"]["generation"], 1);
+  EXPECT_EQ(config["loglikelihood_route"], "echo");
+  // A continuation longer than the context is refused, not scored on a stub.
+  const LoglikelihoodRequest hopeless =
+      LlRequest("t", 2, 0, "Q:", " one two three four five six seven eight nine ten eleven twelve");
+  auto bad = (*backend)->LogLikelihood({hopeless}, nullptr);
+  EXPECT_FALSE(bad.ok());
+}
+
+// ---- The OpenAI backend against answers recorded from a real llama.cpp llama-server ----------
+// tests/data/llama_server/README.md says how they were recorded. The replay server answers only
+// the exact requests recorded, so any change to what rvec sends fails here.
+
+struct RecordedExchange {
+  std::string method, path;
+  nlohmann::json request, response;
+  int status = 200;
+};
+
+class ReplayServer {
+ public:
+  explicit ReplayServer(const fs::path& jsonl) {
+    std::ifstream in(jsonl);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line);
+      exchanges_.push_back({j["method"], j["path"], j["request"], j["response"], j["status"]});
+    }
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      const nlohmann::json body =
+          req.body.empty() ? nlohmann::json() : nlohmann::json::parse(req.body, nullptr, false);
+      for (const auto& e : exchanges_) {
+        if (e.method == req.method && e.path == req.path && e.request == body) {
+          res.status = e.status;
+          res.set_content(e.response.dump(), "application/json");
+          return;
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (req.method == "POST") unmatched.push_back(req.path + " " + req.body);
+      res.status = 404;
+      res.set_content("{\"error\":\"not recorded\"}", "application/json");
+    };
+    server_.Get(".*", handler);
+    server_.Post(".*", handler);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    for (int i = 0; i < 2000 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ~ReplayServer() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  size_t size() const { return exchanges_.size(); }
+
+  std::mutex mu;
+  std::vector<std::string> unmatched;
+
+ private:
+  std::vector<RecordedExchange> exchanges_;
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+std::vector<LoglikelihoodRequest> RecordedLoglikelihoodRequests() {
+  const std::string q = "Question: Which organelle makes most of a cell's ATP?\nAnswer:";
+  return {LlRequest("sciq", 0, 0, q, " mitochondria"), LlRequest("sciq", 0, 1, q, " the ribosome"),
+          LlRequest("sciq", 0, 2, q, " Golgi apparatus"),
+          LlRequest("sciq", 1, 0, "Trailing space moves: ", "x")};
+}
+
+GenerationRequest RecordedGenerationRequest() {
+  GenerationRequest g;
+  g.key = {"gsm8k", 0, 0};
+  g.prompt = "Question: What is 2+2?\nAnswer:";
+  g.kwargs.until = {"\n\n", "Question:"};
+  g.kwargs.max_gen_toks = 16;
+  return g;
+}
+
+// The synthetic model the answers were recorded from (README.md), written here so that rvec's
+// own engine can score the same requests.
+StatusOr<fs::path> RecordedModel(const fs::path& dir) {
+  SynthOptions so;
+  so.preset = "tiny-qwen2";
+  so.seed = 7;
+  so.tokenizer_dir = DataDir() / "qwen-tokenizer" / "qwen2.5";
+  so.out = dir / "base";
+  RETURN_IF_ERROR(WriteSyntheticModel(so, nullptr).status());
+  PerturbOptions po;
+  po.base = dir / "base";
+  po.out = dir / "model";
+  po.seed = 3;
+  po.stddev = 0.1;
+  RETURN_IF_ERROR(WritePerturbedModel(po, nullptr).status());
+  return dir / "model";
+}
+
+TEST(EvalGolden, OpenAiBackendOnRecordedLlamaServer) {
+  const fs::path fixture =
+      fs::path(RVEC_SOURCE_DIR) / "tests" / "data" / "llama_server" / "exchanges.jsonl";
+  ReplayServer replay(fixture);
+  // RVEC_LLAMA_SERVER_RECORD=http://HOST:PORT/v1 points this test at a live server (through
+  // record.py) to record new answers instead.
+  const char* record = std::getenv("RVEC_LLAMA_SERVER_RECORD");
+  if (!record) {
+    ASSERT_GT(replay.size(), 10u) << fixture;
+  }
+  auto tok = Tokenizer::FromModelDir(DataDir() / "qwen-tokenizer" / "qwen2.5");
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  OpenAiOptions o;
+  o.endpoint = record ? record : replay.url();
+  o.served_model = "gmodel";
+  o.tokenizer = &*tok;
+  o.concurrency = 1;
+  o.max_length = 32768;
+  auto backend = MakeOpenAiBackend(o);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  const auto ll_requests = RecordedLoglikelihoodRequests();
+  auto ll = (*backend)->LogLikelihood(ll_requests, nullptr);
+  ASSERT_TRUE(ll.ok()) << ll.status().ToString();
+  auto gen = (*backend)->Generate({RecordedGenerationRequest()}, nullptr);
+  ASSERT_TRUE(gen.ok()) << gen.status().ToString();
+  if (record) GTEST_SKIP() << "recorded through " << record << "; replay not checked";
+  EXPECT_TRUE(replay.unmatched.empty()) << replay.unmatched.front();
+  // The server was recognised as llama.cpp and scored through its native route: its echo answer
+  // (recorded) carries the generated token's logprob only.
+  const auto config = (*backend)->Config();
+  EXPECT_EQ(config["server"]["kind"], "llamacpp");
+  EXPECT_EQ(config["server"]["detected_by"], "/v1/models owned_by");
+  EXPECT_EQ(config["server"]["version"], "b1-80fb11a");
+  EXPECT_EQ(config["server"]["context"], 4096);  // llama-server -c 4096
+  EXPECT_EQ(config["loglikelihood_route"].get<std::string>().rfind("llamacpp /completion", 0), 0u);
+
+  // rvec's engine on the same weights agrees with llama.cpp's f32 scores.
+  const fs::path dir = Scratch("llama_server_replay");
+  auto model = RecordedModel(dir);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.kv_dtype = DType::kF32;
+  auto engine = Engine::Load(*model, eo);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto local = MakeLocalBackend(engine->get(), 32768);
+  ASSERT_TRUE(local.ok());
+  auto local_ll = (*local)->LogLikelihood(ll_requests, nullptr);
+  ASSERT_TRUE(local_ll.ok()) << local_ll.status().ToString();
+  for (size_t i = 0; i < ll_requests.size(); ++i) {
+    EXPECT_NEAR((*ll)[i].logprob, (*local_ll)[i].logprob, 2e-3) << i;
+    EXPECT_EQ((*ll)[i].is_greedy, (*local_ll)[i].is_greedy) << i;
+    EXPECT_LT((*ll)[i].logprob, 0.0) << i;
+  }
+  auto local_gen = (*local)->Generate({RecordedGenerationRequest()}, nullptr);
+  ASSERT_TRUE(local_gen.ok()) << local_gen.status().ToString();
+  EXPECT_EQ((*gen)[0].text, (*local_gen)[0].text);
+  EXPECT_FALSE((*gen)[0].text.empty());
+
+  // Told it is vLLM, the same server fails the echo probe: an error naming the task and the
+  // server, never a score computed from the generated token's logprob.
+  o.server_kind = "vllm";
+  auto wrong = MakeOpenAiBackend(o);
+  ASSERT_TRUE(wrong.ok());
+  auto refused = (*wrong)->LogLikelihood(ll_requests, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("task sciq"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("generated token only"), std::string::npos)
+      << refused.status().message();
+}
+
 // --------------------------------------------------------------
 
 TEST(EvalGolden, EndToEndLocalBackendOnTinySynthModel) {

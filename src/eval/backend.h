@@ -86,6 +86,10 @@ class Backend {
 StatusOr<std::unique_ptr<Backend>> MakeReplayBackend(const std::filesystem::path& responses);
 
 // ---- OpenAI-compatible completions API ----------------------------------------------------------
+// Log-likelihoods go through /v1/completions with echo + logprobs (vLLM, SGLang, rvec serve) after
+// a one-time probe checks that the server echoes one logprob per prompt token; llama.cpp's
+// llama-server, which does not, is scored through its native /completion, one forced token per
+// request. A server that can do neither is an error naming the task and the server.
 struct OpenAiOptions {
   std::string endpoint;      // "http://127.0.0.1:8000/v1" (the /completions path is appended)
   std::string served_model;  // "model" field of each request
@@ -102,6 +106,19 @@ struct OpenAiOptions {
   // the split is found from the echoed text offsets.
   const Tokenizer* tokenizer = nullptr;
   bool add_bos = false;  // local-completions default: no BOS
+  // The server software: "auto" asks it (GET /v1/models owned_by, llama.cpp's /props, TGI's
+  // /info); or vllm, llamacpp, sglang, tgi, rvec, openai (a server rvec knows nothing about).
+  // It picks the sampler fields sent and the log-likelihood route, and is recorded in Config().
+  std::string server_kind = "auto";
+  // The model's context in tokens (0: no truncation). With a tokenizer, prompts are cut from the
+  // left as lm-eval does: generation keeps max_length - max_gen_toks context tokens;
+  // log-likelihood keeps the last max_length + 1 tokens of context + continuation on llama.cpp's
+  // native route (lm-eval's _loglikelihood_tokens, as the local backend) and the last
+  // max_length - 1 on the echo route (so that the echoed prompt and the generated token fit).
+  size_t max_length = 0;
+  // llama.cpp native route: reuse the KV cache of the previous request's prompt. Much faster for
+  // multi-token continuations; llama.cpp says results may then differ in the last bits.
+  bool llamacpp_cache_prompt = true;
 };
 StatusOr<std::unique_ptr<Backend>> MakeOpenAiBackend(const OpenAiOptions& options);
 

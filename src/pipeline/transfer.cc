@@ -24,6 +24,7 @@
 #include "merge/stats.h"
 #include "merge/vector.h"
 #include "model/engine.h"
+#include "model/gguf_export.h"
 #include "pipeline/served_models.h"
 #include "pipeline/transfer_report.h"
 #include "text/chat_template.h"
@@ -88,6 +89,13 @@ class StepState {
   json state_ = json::object();
 };
 
+StatusOr<GgmlType> ParseGgufDtype(const std::string& name) {
+  if (name == "f32") return GgmlType::kF32;
+  if (name == "f16") return GgmlType::kF16;
+  if (name == "bf16") return GgmlType::kBF16;
+  return InvalidArgument("--gguf-dtype '{}': expected f32, f16 or bf16", name);
+}
+
 double LargestAbsAlpha(const std::vector<double>& alphas) {
   double best = 0;
   for (double a : alphas) {
@@ -103,6 +111,15 @@ bool ServesLoraModule(const TransferOptions& o, const Variant& v) {
          v.compact.rfind("lowrank", 0) == 0 && std::fabs(v.alpha - 1.0) == 0.0;
 }
 
+fs::path GgufPathFor(const TransferOptions& o, const Variant& v) {
+  return o.workdir / "gguf" / (v.id + "." + o.gguf_dtype + ".gguf");
+}
+
+bool ServesGguf(const TransferOptions& o, const Variant& v) {
+  return o.backend == "openai" && !ServesLoraModule(o, v) &&
+         o.serve_cmd.find("{gguf}") != std::string::npos;
+}
+
 std::string ServeCommandFor(const TransferOptions& o, const Variant& v) {
   const bool lora = ServesLoraModule(o, v);
   const std::string& tmpl = lora ? o.serve_lora_cmd : o.serve_cmd;
@@ -110,6 +127,7 @@ std::string ServeCommandFor(const TransferOptions& o, const Variant& v) {
   // A LoRA module is served at α = 1 (its scaling is fixed in adapter_config.json); other α use
   // the merged model.
   std::string cmd = ReplaceAll(tmpl, "{model}", lora ? o.target.string() : v.model_dir.string());
+  if (!lora) cmd = ReplaceAll(cmd, "{gguf}", GgufPathFor(o, v).string());
   cmd = ReplaceAll(cmd, "{lora}", lora ? v.compact_dir.string() : std::string());
   cmd = ReplaceAll(cmd, "{name}", v.id);
   return ReplaceAll(cmd, "{port}", std::to_string(o.serve_port));
@@ -265,19 +283,23 @@ struct EvalSetup {
 };
 
 Status WaitForServer(const TransferOptions& o, ServedModel& server, const std::string& name,
-                     const std::function<void(const std::string&)>& log) {
+                     const fs::path& log_path, const std::function<void(const std::string&)>& log) {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::duration<double>(o.serve_timeout_s);
   Log(log, fmt::format("  waiting for {} to serve '{}' ...", o.endpoint, name));
   while (std::chrono::steady_clock::now() < deadline) {
-    if (server.Exited())
-      return Error(StatusCode::kFailedPrecondition, "the model server exited before serving '{}'",
-                   name);
+    if (server.Exited()) {
+      return FailedPrecondition(
+          "the model server (--serve-cmd) exited before serving '{}' at {}; its output is in {}",
+          name, o.endpoint, log_path.string());
+    }
     if (EndpointServesModel(o.endpoint, name)) return OkStatus();
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  return Error(StatusCode::kFailedPrecondition, "the model server did not serve '{}' within {} s",
-               name, o.serve_timeout_s);
+  return FailedPrecondition(
+      "the model server (--serve-cmd) did not serve '{}' at {} within --serve-timeout {} s; it "
+      "was stopped; its output is in {}",
+      name, o.endpoint, o.serve_timeout_s, log_path.string());
 }
 
 StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup* setup,
@@ -307,15 +329,19 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     if (o.endpoint.empty()) return InvalidArgument("--backend openai needs --endpoint");
     if (const std::string cmd = ServeCommandFor(o, v); !cmd.empty()) {
       Log(log, "  starting: " + cmd);
-      RETURN_IF_ERROR(setup->server.Start(cmd, o.workdir / "runs" / (v.id + ".server.log")));
-      RETURN_IF_ERROR(WaitForServer(o, setup->server, v.id, log));
+      const fs::path log_path = o.workdir / "runs" / (v.id + ".server.log");
+      RETURN_IF_ERROR(setup->server.Start(cmd, log_path));
+      RETURN_IF_ERROR(WaitForServer(o, setup->server, v.id, log_path, log));
     } else if (!EndpointServesModel(o.endpoint, v.id)) {
       Log(log, fmt::format("  skipped {}: {} does not serve a model named '{}'. Serve it with\n"
                            "    vllm serve {} --served-model-name {} --port {}\n"
-                           "  or\n    llama-server -m <gguf of {}> --alias {} --port {}\n"
-                           "  then rerun this command (finished work is reused).",
+                           "  or\n    rvec export gguf {} -o {}.gguf && "
+                           "llama-server -m {}.gguf --alias {} --port {}\n"
+                           "  then rerun this command (finished work is reused), or let rvec "
+                           "start it: --serve-cmd '... {{model}} or {{gguf}} ... {{name}} ... "
+                           "{{port}}'.",
                            v.id, o.endpoint, v.id, v.model_dir.string(), v.id, o.serve_port,
-                           v.model_dir.string(), v.id, o.serve_port));
+                           v.model_dir.string(), v.id, v.id, v.id, o.serve_port));
       return false;
     }
     eval::OpenAiOptions oo;
@@ -323,11 +349,21 @@ StatusOr<bool> MakeBackend(const TransferOptions& o, const Variant& v, EvalSetup
     oo.served_model = v.id;
     oo.concurrency = o.concurrency;
     oo.seed = o.seed;
-    // A LoRA row has no merged model: the target's tokenizer is its tokenizer.
-    auto tok = Tokenizer::FromModelDir(ServesLoraModule(o, v) ? o.target : v.model_dir);
+    oo.server_kind = o.server_kind;
+    // A LoRA row has no merged model: the target's files are its tokenizer and config.
+    const fs::path model_files = ServesLoraModule(o, v) ? o.target : v.model_dir;
+    auto tok = Tokenizer::FromModelDir(model_files);
     if (tok.ok()) {
       setup->tokenizer = std::make_unique<Tokenizer>(std::move(*tok));
       oo.tokenizer = setup->tokenizer.get();
+      // lm-eval's left truncation needs the model's context.
+      oo.max_length = o.max_length;
+      if (oo.max_length == 0) {
+        auto ckpt = Checkpoint::Open(model_files);
+        if (ckpt.ok() && ckpt->config() && ckpt->config()->max_position_embeddings > 0) {
+          oo.max_length = static_cast<size_t>(ckpt->config()->max_position_embeddings);
+        }
+      }
     }
     ASSIGN_OR_RETURN(setup->backend, eval::MakeOpenAiBackend(oo));
     return true;
@@ -353,6 +389,9 @@ StatusOr<uint64_t> PredictDiskUse(const TransferOptions& o) {
     }
     // A compact form is at most a dense bf16 vector (low-rank and 1-bit forms are far smaller).
     if (!v.compact.empty() && (!fs::exists(v.compact_dir) || o.force)) need += params * 2;
+    if (ServesGguf(o, v) && (!fs::exists(GgufPathFor(o, v)) || o.force)) {
+      need += params * (o.gguf_dtype == "f32" ? 4 : 2);
+    }
   }
   return need;
 }
@@ -376,6 +415,7 @@ struct TransferContext {
 Status ValidateTransferOptions(const TransferOptions& o) {
   if (o.alphas.empty()) return InvalidArgument("--alphas: give at least one α");
   if (o.tasks.empty()) return InvalidArgument("--tasks: give at least one task");
+  RETURN_IF_ERROR(ParseGgufDtype(o.gguf_dtype).status());
   for (const std::string& spec : o.compact) RETURN_IF_ERROR(ParseCompactSpec(spec).status());
   return OkStatus();
 }
@@ -607,6 +647,34 @@ Status WriteVariants(const TransferContext& ctx, const std::vector<Variant>& var
   return OkStatus();
 }
 
+// The variant's GGUF file for a {gguf} serve command, exported unless up to date (keyed on the
+// model's identity and the dtype; the export is written to a temporary sibling and renamed, so a
+// present file is complete).
+Status EnsureGguf(const TransferContext& ctx, const Variant& v, const json& model_id) {
+  const TransferOptions& o = ctx.o;
+  if (!ServesGguf(o, v)) return OkStatus();
+  const fs::path out = GgufPathFor(o, v);
+  const std::string key = KeyOf({{"model", model_id}, {"dtype", o.gguf_dtype}});
+  const std::string step = "gguf_" + v.id;
+  if (!o.force && ctx.state.Done(step, key, out)) {
+    Log(ctx.log, "  " + v.id + ": GGUF up to date, reused");
+    return OkStatus();
+  }
+  std::error_code ec;
+  fs::create_directories(out.parent_path(), ec);
+  if (ec) return IoError("{}: cannot create: {}", out.parent_path().string(), ec.message());
+  GgufExportOptions go;
+  ASSIGN_OR_RETURN(go.dtype, ParseGgufDtype(o.gguf_dtype));
+  go.force = true;
+  Progress progress("gguf " + v.id, 0, o.show_progress, "B");
+  ASSIGN_OR_RETURN(GgufExportReport r, ExportGguf(v.model_dir, out, go, &progress));
+  progress.Finish();
+  for (const auto& w : r.warnings) Log(ctx.log, "  warning: " + w);
+  Log(ctx.log, fmt::format("  {}: exported {} ({}, {})", v.id, out.string(), r.dtype,
+                           HumanBytes(r.file_bytes)));
+  return ctx.state.Mark(step, key);
+}
+
 // Evaluates one variant unless its results are up to date; appends it to `finished_runs` unless
 // its backend is not ready (an openai endpoint that does not serve it).
 Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
@@ -629,6 +697,8 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
   // Only when given, so that earlier transfer directories keep their keys.
   if (!o.prompt_style.empty()) eval_key_json["prompt_style"] = o.prompt_style;
   if (o.max_gen_tokens) eval_key_json["max_gen_tokens"] = *o.max_gen_tokens;
+  if (ServesGguf(o, v)) eval_key_json["gguf_dtype"] = o.gguf_dtype;
+  if (o.backend == "openai" && o.max_length > 0) eval_key_json["max_length"] = o.max_length;
   eval::EvalOptions eo;
   eo.samples = o.samples;
   eo.temperature = o.temperature;
@@ -642,6 +712,7 @@ Status EvaluateVariant(const TransferContext& ctx, const Variant& v,
     finished_runs->emplace_back(v, run_dir);
     return OkStatus();
   }
+  RETURN_IF_ERROR(EnsureGguf(ctx, v, model_id));
   EvalSetup setup;
   ASSIGN_OR_RETURN(bool ready, MakeBackend(o, v, &setup, ctx.log));
   if (!ready) return OkStatus();

@@ -55,6 +55,14 @@ struct TransferOptions {
   int serve_port = 8000;
   double serve_timeout_s = 900;
   size_t concurrency = 4;
+  // A --serve-cmd with {gguf} (llama.cpp's llama-server) gets each variant exported to
+  // WORKDIR/gguf/<id>.<dtype>.gguf first, keyed and reused like every step. Matrices in
+  // gguf_dtype: "bf16" (default; exact for bf16 checkpoints, half of f32's size, but llama.cpp
+  // then rounds activations to bf16 in its matrix products), "f32" (llama.cpp computes in f32,
+  // what the local engine does: scores comparable to the local backend) or "f16".
+  std::string gguf_dtype = "bf16";
+  std::string server_kind = "auto";  // openai: eval::OpenAiOptions::server_kind
+  size_t max_length = 0;             // openai: 0 = each model's max_position_embeddings
   // replay: DIR/<variant id>.jsonl holds each variant's saved responses.
   std::filesystem::path responses_dir;
   // HumanEval-style tasks execute model code only when allowed.
@@ -121,8 +129,15 @@ StatusOr<CompactSpec> ParseCompactSpec(const std::string& spec);
 // loads the adapter as a LoRA module of the target, and no merged model is written.
 bool ServesLoraModule(const TransferOptions& options, const Variant& v);
 // The --serve-cmd (or, for a low-rank row with --serve-lora-cmd, that template) with its
-// placeholders filled for variant `v`; empty when no command is given.
+// placeholders ({model}, {gguf}, {lora}, {name}, {port}) filled for variant `v`; empty when no
+// command is given.
 std::string ServeCommandFor(const TransferOptions& options, const Variant& v);
+
+// Where a variant's GGUF export goes when the serve command has {gguf}:
+// WORKDIR/gguf/<id>.<gguf_dtype>.gguf.
+std::filesystem::path GgufPathFor(const TransferOptions& options, const Variant& v);
+// True when variant `v` is served from a GGUF export (its serve command has {gguf}).
+bool ServesGguf(const TransferOptions& options, const Variant& v);
 
 // "1", "-1", "0.5", "-0.25": the α as it appears in directory names and labels.
 std::string AlphaName(double alpha);

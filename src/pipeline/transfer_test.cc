@@ -65,5 +65,34 @@ TEST(ServeCommand, LoraRowsServeTheTargetWithTheAdapter) {
   EXPECT_EQ(ServeCommandFor(o, exact), "");
 }
 
+TEST(ServeCommand, GgufPlaceholderNamesTheVariantsExport) {
+  TransferOptions o;
+  o.backend = "openai";
+  o.workdir = "/w";
+  o.target = "/m/instruct";
+  o.serve_cmd = "llama-server -m {gguf} --alias {name} --port {port}";
+  o.serve_lora_cmd = "vllm serve {model} --enable-lora --lora-modules {name}={lora} --port {port}";
+  o.serve_port = 8080;
+  o.gguf_dtype = "f32";
+  Variant exact{"alpha_1", "target + 1·v", 1.0, "", 0, "/w/models/alpha_1", "", {}};
+  EXPECT_TRUE(ServesGguf(o, exact));
+  EXPECT_EQ(GgufPathFor(o, exact), "/w/gguf/alpha_1.f32.gguf");
+  EXPECT_EQ(ServeCommandFor(o, exact),
+            "llama-server -m /w/gguf/alpha_1.f32.gguf --alias alpha_1 --port 8080");
+  // The dtype is part of the file name, so a bf16 export never stands in for an f32 one.
+  o.gguf_dtype = "bf16";
+  EXPECT_EQ(GgufPathFor(o, exact), "/w/gguf/alpha_1.bf16.gguf");
+  // A LoRA row is served by its own template from the target: no export.
+  Variant lora{"compact_lowrank64_alpha_1", "l", 1.0, "", 0, "/w/models/c", "lowrank:64",
+               "/w/compact/lowrank64"};
+  EXPECT_FALSE(ServesGguf(o, lora));
+  // Without {gguf}, or with another backend, nothing is exported.
+  o.serve_cmd = "vllm serve {model} --served-model-name {name} --port {port}";
+  EXPECT_FALSE(ServesGguf(o, exact));
+  o.serve_cmd = "llama-server -m {gguf}";
+  o.backend = "local";
+  EXPECT_FALSE(ServesGguf(o, exact));
+}
+
 }  // namespace
 }  // namespace rvec::pipeline
