@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(cmake g++ make pkg-config python3 libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libssl-dev libeigen3-dev bubblewrap)
 if [ "${1:-}" != "--main" ]; then
-  PACKAGES+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
+  PACKAGES+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format curl)
   # Node 20+ and npm for tests/interop (llama.cpp via node-llama-cpp). A NodeSource nodejs already
   # bundles npm, and Debian's npm package would conflict with it.
   PACKAGES+=(nodejs)
