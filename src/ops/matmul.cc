@@ -47,7 +47,7 @@ HWY_INLINE float ScalarWeight(const hwy::float16_t* p) {
 template <size_t kT, size_t kR, class WT>
 HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY_RESTRICT w,
                      size_t cols, const float* HWY_RESTRICT bias, float* HWY_RESTRICT out,
-                     size_t out_stride) {
+                     size_t out_stride, bool prefetch_next) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const size_t N = hn::Lanes(df);
@@ -61,16 +61,14 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY
   // it into L2 line by line, in address order, spread over this group's steps (on the 0.5B shape
   // this took a 896-column matrix-vector product from ~69% to ~86-93% of the read bandwidth).
   const char* ahead = reinterpret_cast<const char*>(w + kR * cols);
-  const size_t lines = kT < 4 ? kR * cols * sizeof(WT) / 64 : 0;
+  const size_t lines = prefetch_next ? kR * cols * sizeof(WT) / 64 : 0;
   const size_t per_step = kv ? (lines + kv / N - 1) / (kv / N) : 0;
   size_t line = 0;
   for (size_t k = 0; k < kv; k += N) {
     V wv[kR];
     for (size_t r = 0; r < kR; ++r) wv[r] = LoadWidened(df, w + r * cols + k);
-    if constexpr (kT < 4) {
-      for (size_t j = 0; j < per_step && line < lines; ++j, ++line) {
-        __builtin_prefetch(ahead + line * 64, 0, 2);  // prefetcht1: into L2
-      }
+    for (size_t j = 0; j < per_step && line < lines; ++j, ++line) {
+      __builtin_prefetch(ahead + line * 64, 0, 2);  // prefetcht1: into L2
     }
     for (size_t t = 0; t < kT; ++t) {
       const V xv = hn::LoadU(df, x + t * x_stride + k);
@@ -88,16 +86,16 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, size_t x_stride, const WT* HWY
 
 template <size_t kR, class WT>
 HWY_INLINE void TokenTail(size_t count, const float* x, size_t x_stride, const WT* w, size_t cols,
-                          const float* bias, float* out, size_t out_stride) {
+                          const float* bias, float* out, size_t out_stride, bool prefetch_next) {
   switch (count) {
     case 1:
-      Tile<1, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      Tile<1, kR>(x, x_stride, w, cols, bias, out, out_stride, prefetch_next);
       break;
     case 2:
-      Tile<2, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      Tile<2, kR>(x, x_stride, w, cols, bias, out, out_stride, prefetch_next);
       break;
     case 3:
-      Tile<3, kR>(x, x_stride, w, cols, bias, out, out_stride);
+      Tile<3, kR>(x, x_stride, w, cols, bias, out, out_stride, prefetch_next);
       break;
     default:
       break;
@@ -113,13 +111,16 @@ void DecodeRowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t 
   size_t r = r0;
   for (; r + kR <= r1; r += kR) {
     TokenTail<kR>(n, x, x_stride, w + r * cols, cols, bias ? bias + r : nullptr, out + r,
-                  out_stride);
+                  out_stride, /*prefetch_next=*/true);
   }
   for (; r < r1; ++r) {
-    TokenTail<1>(n, x, x_stride, w + r * cols, cols, bias ? bias + r : nullptr, out + r,
-                 out_stride);
+    TokenTail<1>(n, x, x_stride, w + r * cols, cols, bias ? bias + r : nullptr, out + r, out_stride,
+                 /*prefetch_next=*/false);
   }
 }
+
+// Batches up to this many tokens stream their weights (see RowsT).
+constexpr size_t kSmallBatch = 64;
 
 template <class WT>
 void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, size_t r0,
@@ -133,6 +134,9 @@ void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, 
   // weight rows stays in L1 and is used for every token of the block.
   const size_t block =
       std::clamp<size_t>((768u << 10) / (cols * sizeof(float) + 1) / kT * kT, kT, 512);
+  // A small batch (decode of several sequences) reads each row group from DRAM in its first
+  // token tile, so that tile prefetches the next group (see Tile); large blocks are compute-bound.
+  const bool prefetch = n <= kSmallBatch;
   for (size_t tb = 0; tb < n; tb += block) {
     const size_t te = std::min(n, tb + block);
     size_t r = r0;
@@ -141,21 +145,22 @@ void RowsT(const float* x, size_t n, size_t x_stride, const WT* w, size_t cols, 
       const float* br = bias ? bias + r : nullptr;
       size_t t = tb;
       for (; t + kT <= te; t += kT) {
-        Tile<kT, kR>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                     out_stride);
+        Tile<kT, kR>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r, out_stride,
+                     prefetch && t == tb);
       }
       TokenTail<kR>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                    out_stride);
+                    out_stride, prefetch && t == tb);
     }
     for (; r < r1; ++r) {
       const WT* wr = w + r * cols;
       const float* br = bias ? bias + r : nullptr;
       size_t t = tb;
       for (; t + kT <= te; t += kT) {
-        Tile<kT, 1>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r, out_stride);
+        Tile<kT, 1>(x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r, out_stride,
+                    false);
       }
       TokenTail<1>(te - t, x + t * x_stride, x_stride, wr, cols, br, out + t * out_stride + r,
-                   out_stride);
+                   out_stride, false);
     }
   }
 }
