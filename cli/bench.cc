@@ -21,6 +21,7 @@
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "ops/bandwidth.h"
+#include "ops/fma_peak.h"
 #include "ops/matmul.h"
 
 namespace rvec::cli {
@@ -308,8 +309,13 @@ void PrintBenchText(const BenchFlags& f, const nlohmann::json& out, size_t bandw
               out["read_bandwidth_gb_per_s"].get<double>(), bandwidth_threads,
               out["bandwidth_cap_tokens_per_s"].get<double>());
   if (out.contains("prefill")) {
-    std::printf("prefill        %zu tokens: %.1f tokens/s (median of %d)\n", f.prompt_tokens,
-                out["prefill"]["tokens_per_s"].get<double>(), f.repeats);
+    std::printf(
+        "prefill        %zu tokens: %.1f tokens/s (median of %d); matrix products %.0f GFLOP/s "
+        "= %.0f%% of the %.0f GFLOP/s f32 FMA peak measured now\n",
+        f.prompt_tokens, out["prefill"]["tokens_per_s"].get<double>(), f.repeats,
+        out["prefill"]["matmul_gflops"].get<double>(),
+        100 * out["prefill"]["fma_peak_fraction"].get<double>(),
+        out["fma_peak_gflops"].get<double>());
   }
   for (const auto& d : out["decode"]) {
     std::printf(
@@ -360,6 +366,7 @@ Status RunBench(BenchFlags f) {
   note(fmt::format("bench: {} ({}), {} threads, target {}; measuring read bandwidth...", f.model,
                    config.architecture, pool.NumWorkers(), MatMulTargetName()));
   const BandwidthResult bw = MeasureReadBandwidth(&pool, f.bandwidth_mb << 20, 5);
+  const FmaPeakResult fma = MeasureFmaPeak(&pool);
   const MatMulPrecision precision =
       f.bf16_activations ? MatMulPrecision::kBF16Activations : MatMulPrecision::kExact;
   Transformer tf(config, weights, &pool, precision);
@@ -388,7 +395,18 @@ Status RunBench(BenchFlags f) {
                         {"first_token_seconds", first_token_s},
                         {"read_bandwidth_gb_per_s", bw.gb_per_s},
                         {"load_average_at_start", LoadAverage()}};
-  if (f.prompt_tokens > 0) out["prefill"] = MeasurePrefill(rig);
+  out["fma_peak_gflops"] = fma.gflops;
+  if (f.prompt_tokens > 0) {
+    out["prefill"] = MeasurePrefill(rig);
+    // Matrix-product FLOPs per prompt token: every linear weight but the embedding (and the LM
+    // head, which runs for the last position only); attention's own products are not counted.
+    const uint64_t embed = uint64_t(config.vocab) * config.hidden;
+    const double linear =
+        double(ckpt.TotalParameters()) - double(embed) * (config.tie_embeddings ? 1 : 2);
+    const double gflops = 2 * linear * out["prefill"]["tokens_per_s"].get<double>() / 1e9;
+    out["prefill"]["matmul_gflops"] = gflops;
+    out["prefill"]["fma_peak_fraction"] = fma.gflops > 0 ? gflops / fma.gflops : 0.0;
+  }
   out["context"] = f.context;
   if (f.context > 0) RETURN_IF_ERROR(PrefillContext(rig));
   nlohmann::json decode = nlohmann::json::array();
@@ -419,8 +437,10 @@ const RegisterCommand kBench(
       app.description(
           "Benchmark the CPU engine on a model: prompt processing (prefill) tokens/s, decode "
           "tokens/s per batch size (sequences stepped together), load time, peak memory, the "
-          "SIMD target, and decode weight traffic as a fraction of the machine's read bandwidth "
-          "measured in the same run. Token ids are random; numbers are medians.\n\n"
+          "SIMD target, decode weight traffic as a fraction of the machine's read bandwidth and "
+          "prefill's matrix products as a fraction of its f32 FMA peak, both measured in the same "
+          "run. Token ids are random; numbers are medians. scripts/bench_llamacpp.sh runs the "
+          "same measurements beside llama.cpp's llama-bench.\n\n"
           "Examples:\n"
           "  rvec synth --preset qwen2.5-0.5b --dtype bf16 -o /tmp/q05 && rvec bench /tmp/q05\n"
           "  rvec bench /tmp/q05 --prompt-tokens 512 --gen-tokens 128 --batch 1,16 --json\n"
