@@ -56,6 +56,8 @@ for d in depths:
 out = {"read_bandwidth_gb_per_s": exact["read_bandwidth_gb_per_s"],
        "bandwidth_cap_tokens_per_s": exact["bandwidth_cap_tokens_per_s"],
        "decode_b1_fraction_of_cap": dec[1]["bandwidth_fraction"],
+       "fma_peak_gflops": exact.get("fma_peak_gflops"),
+       "prefill_exact_fma_peak_fraction": exact["prefill"].get("fma_peak_fraction"),
        "batch16_aggregate_over_b1": dec[16]["tokens_per_s"] / dec[1]["tokens_per_s"],
        "rows": [{"path": p, "rvec": a, "llama_cpp": b, "ratio": a / b if b else None}
                 for p, a, b in rows]}
