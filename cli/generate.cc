@@ -33,23 +33,6 @@ struct GenerateFlags {
   double kv_cache_gb = 0;  // 0 = the engine's default
 };
 
-// The token that closes an assistant turn in the chat template (e.g. <|im_end|>), found by
-// rendering a reply and reading what follows it; base models' generation configs often list only
-// <|endoftext|>, and a chat answer must still stop at the end of its turn.
-std::optional<int32_t> EndOfTurnId(const ChatTemplate& tmpl, const Tokenizer& tok) {
-  static constexpr char kMark[] = "rvec-end-of-turn-probe";
-  ChatTemplateInputs in;
-  in.messages.push_back({{"role", "user"}, {"content", "hi"}});
-  in.messages.push_back({{"role", "assistant"}, {"content", kMark}});
-  auto text = tmpl.Render(in);
-  if (!text.ok()) return std::nullopt;
-  const size_t at = text->find(kMark);
-  if (at == std::string::npos) return std::nullopt;
-  const std::vector<int32_t> after = tok.Encode(text->substr(at + sizeof(kMark) - 1), false);
-  if (after.empty() || !tok.IsSpecial(after[0])) return std::nullopt;
-  return after[0];
-}
-
 Status RunGenerate(const GenerateFlags& f) {
   if (f.prompt.empty() == f.chat.empty()) {
     return InvalidArgument("give exactly one of --prompt TEXT or --chat TEXT");

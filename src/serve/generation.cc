@@ -93,22 +93,6 @@ class ConnectionWatch {
   int fd_ = -2;  // -2: not looked up yet; -1: not found (never reported closed)
 };
 
-// The token that closes an assistant turn (e.g. <|im_end|>), read off a rendered reply, so chat
-// answers end with their turn even where generation_config lists only <|endoftext|>.
-std::optional<int32_t> EndOfTurnId(const ChatTemplate& tmpl, const Tokenizer& tok) {
-  static constexpr char kMark[] = "rvec-serve-end-of-turn-probe";
-  ChatTemplateInputs in;
-  in.messages.push_back({{"role", "user"}, {"content", "hi"}});
-  in.messages.push_back({{"role", "assistant"}, {"content", kMark}});
-  auto text = tmpl.Render(in);
-  if (!text.ok()) return std::nullopt;
-  const size_t at = text->find(kMark);
-  if (at == std::string::npos) return std::nullopt;
-  const std::vector<int32_t> after = tok.Encode(text->substr(at + sizeof(kMark) - 1), false);
-  if (after.empty() || !tok.IsSpecial(after[0])) return std::nullopt;
-  return after[0];
-}
-
 ApiError ServerError(int status, std::string message) {
   ApiError e;
   e.status = status;

@@ -10,6 +10,7 @@
 
 #include "base/fs.h"
 #include "text/jinja.h"
+#include "text/tokenizer.h"
 
 namespace rvec {
 
@@ -228,5 +229,19 @@ StatusOr<std::string> ChatTemplate::Render(const OrderedChatTemplateInputs& inpu
 const std::string& ChatTemplate::bos_token() const { return impl_->bos_token; }
 const std::string& ChatTemplate::eos_token() const { return impl_->eos_token; }
 const std::string& ChatTemplate::source_label() const { return impl_->label; }
+
+std::optional<int32_t> EndOfTurnId(const ChatTemplate& tmpl, const Tokenizer& tok) {
+  static constexpr char kMark[] = "rvec-end-of-turn-probe";
+  ChatTemplateInputs in;
+  in.messages.push_back({{"role", "user"}, {"content", "hi"}});
+  in.messages.push_back({{"role", "assistant"}, {"content", kMark}});
+  auto text = tmpl.Render(in);
+  if (!text.ok()) return std::nullopt;
+  const size_t at = text->find(kMark);
+  if (at == std::string::npos) return std::nullopt;
+  const std::vector<int32_t> after = tok.Encode(text->substr(at + sizeof(kMark) - 1), false);
+  if (after.empty() || !tok.IsSpecial(after[0])) return std::nullopt;
+  return after[0];
+}
 
 }  // namespace rvec

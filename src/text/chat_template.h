@@ -2,9 +2,11 @@
 // chat_template byte-identically with transformers' apply_chat_template (Jinja2).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,5 +61,12 @@ class ChatTemplate {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+class Tokenizer;
+
+// The special token that closes an assistant turn (e.g. <|im_end|>), read off a rendered reply:
+// base models' generation configs often list only <|endoftext|>, and a chat answer must still stop
+// at the end of its turn. nullopt when the template puts no special token there.
+std::optional<int32_t> EndOfTurnId(const ChatTemplate& tmpl, const Tokenizer& tok);
 
 }  // namespace rvec

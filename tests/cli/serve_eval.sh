@@ -25,23 +25,9 @@ tok="$DATA/qwen-tokenizer/qwen2.5"
 tasks="gsm8k,sciq,bbh_cot_fewshot_boolean_expressions"
 "$RVEC" eval model --tasks "$tasks" --limit 4 --data-dir "$DATA" -o local -q > /dev/null
 
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill -TERM "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
-}
-trap cleanup EXIT
-"$RVEC" serve model --port 0 --json --served-model-name tiny > server.out 2> server.err &
-server_pid=$!
-for _ in $(seq 1 300); do
-  [ -s server.out ] && break
-  kill -0 "$server_pid" 2> /dev/null || fail "rvec serve exited before serving"
-  sleep 0.1
-done
-url=$(python3 -c 'import json; print(json.loads(open("server.out").readline())["url"])') ||
-  fail "no --json startup line: $(cat server.out)"
+# shellcheck source=lib/serve.bash
+source "$src/tests/cli/lib/serve.bash"
+start_server "$RVEC" model --served-model-name tiny
 "$RVEC" eval model --backend openai --endpoint "$url" --served-model tiny --concurrency 8 \
   --tasks "$tasks" --limit 4 --data-dir "$DATA" -o remote -q > /dev/null ||
   fail "rvec eval --backend openai against rvec serve"
@@ -78,6 +64,4 @@ assert generated > 200, generated
 print(f"serve_eval: {len(tasks)} tasks x 4 docs identical through rvec serve ({generated} chars generated)")
 PY
 grep -q "POST /v1/completions" server.err || fail "no per-request log lines on stderr"
-kill -TERM "$server_pid"
-wait "$server_pid" || fail "rvec serve did not exit 0 on SIGTERM"
-server_pid=""
+stop_server

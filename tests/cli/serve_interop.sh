@@ -26,24 +26,9 @@ command -v node > /dev/null || fail "node is not installed (scripts/deps.sh inst
 "$RVEC" synth --preset tiny-qwen2 --seed 7 --tokenizer "$data/qwen2.5" -o q -q > /dev/null
 "$RVEC" synth --from q --perturb-std 0.5 --seed 3 -o model -q > /dev/null
 
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill -TERM "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
-}
-trap cleanup EXIT
-"$RVEC" serve model --port 0 --json --api-key test-key --served-model-name tiny \
-  > server.out 2> server.err &
-server_pid=$!
-for _ in $(seq 1 300); do
-  [ -s server.out ] && break
-  kill -0 "$server_pid" 2> /dev/null || fail "rvec serve exited before serving"
-  sleep 0.1
-done
-url=$(python3 -c 'import json; print(json.loads(open("server.out").readline())["url"])') ||
-  fail "no --json startup line: $(cat server.out)"
+# shellcheck source=lib/serve.bash
+source "$src/tests/cli/lib/serve.bash"
+start_server "$RVEC" model --api-key test-key --served-model-name tiny
 
 prompt="Once upon a time"
 chat="What is the capital of France?"
@@ -62,7 +47,5 @@ PY
 node "$interop/openai_check.mjs" "$url" tiny test-key expect.json > summary.json ||
   fail "the openai client's checks failed"
 cat summary.json
-kill -TERM "$server_pid"
-wait "$server_pid" || fail "rvec serve did not exit 0 on SIGTERM"
-server_pid=""
+stop_server
 echo "serve_interop: ok"
