@@ -213,8 +213,11 @@ RVEC_BF16_TARGET void DirectRows(const uint32_t* __restrict xp, const uint16_t* 
       const size_t np = LoadTransposed(wg, cols, rows, p0, v);
       for (size_t j = 0; j < np; ++j) {
         for (size_t t = 0; t < kT; ++t) {
+          // Token t's pair p sits in activation tile t / 8 (see PackActivationsBF16).
+          const uint32_t* xt =
+              xp + t / kBF16TokenTile * pairs * kBF16TokenTile + t % kBF16TokenTile;
           const __m512bh xv = reinterpret_cast<__m512bh>(
-              _mm512_set1_epi32(static_cast<int>(xp[(p0 + j) * kBF16TokenTile + t])));
+              _mm512_set1_epi32(static_cast<int>(xt[(p0 + j) * kBF16TokenTile])));
           acc[t] = _mm512_dpbf16_ps(acc[t], xv, reinterpret_cast<__m512bh>(v[j]));
         }
       }
@@ -241,22 +244,25 @@ const std::array<std::array<TileFn, kBF16TokenTile>, 3> kTiles = {
     TileRow<2>(std::make_index_sequence<kBF16TokenTile>()),
     TileRow<3>(std::make_index_sequence<kBF16TokenTile>())};
 
+using DirectFn = void (*)(const uint32_t*, const uint16_t*, size_t, size_t, size_t, const float*,
+                          float*, size_t);
+
+template <size_t... kT>
+constexpr std::array<DirectFn, sizeof...(kT)> DirectTable(std::index_sequence<kT...>) {
+  return {&DirectRows<kT + 1>...};
+}
+
+// Batches up to this size (decode of several sequences) skip the panel: packing it stalls on DRAM
+// with no arithmetic to overlap, while the register transpose keeps the linear prefetch running.
+constexpr size_t kDirectTokens = 16;
+const std::array<DirectFn, kDirectTokens> kDirect =
+    DirectTable(std::make_index_sequence<kDirectTokens>());
+
 }  // namespace
 
 void MatMulRowsBF16Dot(const uint32_t* packed, size_t n, const uint16_t* w, size_t cols, size_t r0,
                        size_t r1, const float* bias, float* out, size_t out_stride) {
-  switch (n) {
-    case 1:
-      return DirectRows<1>(packed, w, cols, r0, r1, bias, out, out_stride);
-    case 2:
-      return DirectRows<2>(packed, w, cols, r0, r1, bias, out, out_stride);
-    case 3:
-      return DirectRows<3>(packed, w, cols, r0, r1, bias, out, out_stride);
-    case 4:
-      return DirectRows<4>(packed, w, cols, r0, r1, bias, out, out_stride);
-    default:
-      break;
-  }
+  if (n <= kDirectTokens) return kDirect[n - 1](packed, w, cols, r0, r1, bias, out, out_stride);
   static thread_local PanelBuffer buffer;
   const size_t pairs = BF16Pairs(cols);
   uint32_t* panel = buffer.Get(pairs * kPanelRows);

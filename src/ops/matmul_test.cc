@@ -121,7 +121,7 @@ TEST(MatMul, BF16DotMatchesScalarModelBitForBit) {
     for (const size_t cols : {1, 2, 31, 32, 33, 64, 95, 130}) {
       const Matrix w = RandomMatrix(DType::kBF16, rows, cols, seed++);
       const std::vector<float> bias = RandomVector(rows, seed++);
-      for (const size_t n : {1, 2, 3, 4, 5, 8, 9, 17}) {
+      for (const size_t n : {1, 2, 3, 4, 5, 8, 9, 12, 16, 17}) {
         const std::vector<float> x = RandomVector(n * cols, seed++);
         std::vector<float> out(n * rows);
         MatMul(x.data(), n, cols, w.view(), bias.data(), out.data(), rows, &pool,
