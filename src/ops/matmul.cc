@@ -255,7 +255,8 @@ void MatMulMulti(const float* x, size_t n, size_t x_stride, const MatMulJob* job
   };
   std::vector<RowTask> tasks;
   for (size_t j = 0; j < num_jobs; ++j) {
-    // The bf16 kernel packs 48 weight rows at a time; chunks of whole panels keep it busy.
+    // The bf16 kernel works on 48-row panels (16-row groups for up to 16 tokens); chunks of whole
+    // panels keep it busy.
     AppendTasks(j, jobs[j].w.rows, workers, dot(jobs[j]) ? 48 : 12, &tasks);
   }
   // Per calling thread; workers see it through `packed` (naming a thread_local in a task would

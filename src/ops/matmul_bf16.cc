@@ -1,5 +1,6 @@
 // vdpbf16ps GEMM for bf16 weights: weight rows are packed 48 at a time into pair-interleaved
-// panels (a register transpose, kept in L2) and multiplied by 8-token activation tiles.
+// panels (a register transpose, kept in L2) and multiplied by 8-token activation tiles; batches
+// of up to 16 tokens multiply 16-row groups straight from the transpose.
 #include "ops/matmul_bf16.h"
 
 #include <immintrin.h>
